@@ -1,0 +1,314 @@
+"""The estimator base shared by every SAE.
+
+A variant provides four hooks and inherits the scikit-learn API (fit,
+partial_fit, transform, inverse_transform, score, set_output, persistence):
+
+- ``_init_arrays(X, rng)``: initial parameters as NumPy arrays; each becomes a
+  fitted attribute ``name + "_"`` (``components_``, ``bias_``, ...);
+- ``_batch_loss(params, xb, epoch, rng)``: the training loss of a batch and how
+  often each latent fired;
+- ``_after_step(params)`` and ``_end_epoch(...)``: projections and revivals;
+- ``_encode(X, n_steps)``: codes of validated samples (the encode hook).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import metrics
+from ._compat import Interval, StrOptions, _fit_context, validate_data
+from ._device import resolve_device, validate_loaded_device
+
+__all__ = ["BaseSAE"]
+
+_FLOATS = [np.float64, np.float32]
+
+
+class _Cache:
+    """Per-dtype derived arrays (cast dictionary, Gram matrix), rebuilt on demand.
+
+    Held in one object so that transform does not change the estimator's
+    ``__dict__``; dropped when pickling.
+    """
+
+    def __init__(self):
+        self.by_dtype = {}
+
+
+class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of the SAE estimators. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "expansion_factor": [Interval(Real, 0, None, closed="neither")],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "warmup": [Interval(Real, 0, 1, closed="both")],
+        "bias_init": [StrOptions({"geometric_median", "mean", "zeros"})],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    #: Names of the trained arrays; each is exposed as a fitted ``name + "_"``.
+    _array_names = ("components", "bias")
+
+    # ------------------------------------------------------------------ hooks
+    def _init_arrays(self, X, n_components, rng):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _batch_loss(self, params, xb, *, epoch, rng):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _encode(self, X, n_steps):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _after_step(self, params):
+        """Called after each optimizer step, under ``torch.no_grad``."""
+
+    def _end_epoch(self, state, X, result, *, epoch, last, rng):
+        """Called after each epoch of ``fit`` (revival of dead latents, ...)."""
+
+    def _check_n_steps(self, n_steps):
+        """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
+        if n_steps is None:
+            return self.k
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
+        return int(n_steps)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # -------------------------------------------------------------- training
+    def _resolve_n_components(self, n_features):
+        if self.n_components is not None:
+            n_components = int(self.n_components)
+        else:
+            n_components = max(1, int(round(self.expansion_factor * n_features)))
+        if self.k > n_components:
+            raise ValueError(
+                f"k={self.k} exceeds n_components={n_components}; choose k <= n_components "
+                "or a larger n_components (or expansion_factor)."
+            )
+        return n_components
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the SAE on ``X`` for ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples (embeddings); float32 is kept as float32.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        from ._training._schedule import warmup_cosine
+
+        X = validate_data(self, X, dtype=_FLOATS)
+        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
+        schedule = warmup_cosine(self.max_iter * n_batches, self.warmup)
+        self._train(X, n_epochs=self.max_iter, schedule=schedule, fresh=True)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One epoch over ``X`` at the constant ``learning_rate``, continuing any earlier fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch (or a chunk of batches) of training samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        from ._training._schedule import constant
+
+        fresh = not hasattr(self, "components_")
+        X = validate_data(self, X, dtype=_FLOATS, reset=fresh)
+        if not fresh:
+            X = X.astype(self.components_.dtype, copy=False)
+        self._train(X, n_epochs=1, schedule=constant, fresh=fresh)
+        return self
+
+    def _train(self, X, *, n_epochs, schedule, fresh):
+        from tqdm.auto import tqdm
+
+        from ._training._loop import TrainState, run_epoch
+
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        if fresh:
+            n_components = self._resolve_n_components(X.shape[1])
+            arrays = {name: np.asarray(value, dtype=X.dtype)
+                      for name, value in self._init_arrays(X, n_components, rng).items()}
+            optimizer_state, step, loss_curve, n_iter = None, 0, [], 0
+        else:
+            n_components = self.n_components_
+            arrays = {name: getattr(self, name + "_") for name in self._array_names}
+            optimizer_state, step = self._optimizer_state, self._n_steps
+            loss_curve, n_iter = list(self.loss_curve_), self.n_iter_
+        state = TrainState(arrays, learning_rate=self.learning_rate, device=device,
+                           optimizer_state=optimizer_state, step=step)
+        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
+        progress = tqdm(total=n_epochs * n_batches, disable=not self.verbose,
+                        desc=type(self).__name__, unit="batch")
+        try:
+            for epoch in range(n_epochs):
+                result = run_epoch(self, state, X, rng=rng, schedule=schedule, epoch=n_iter,
+                                   n_components=n_components, progress=progress)
+                self._end_epoch(state, X, result, epoch=n_iter, last=epoch == n_epochs - 1,
+                                rng=rng)
+                loss_curve.append(result.loss)
+                n_iter += 1
+        finally:
+            progress.close()
+        # Fitted attributes change only once training has finished.
+        for name, value in state.arrays().items():
+            setattr(self, name + "_", value)
+        self.n_components_ = n_components
+        self.n_iter_ = n_iter
+        self.loss_curve_ = loss_curve
+        self._optimizer_state = state.optimizer_state()
+        self._n_steps = state.step
+        self._cache = _Cache()
+
+    # ------------------------------------------------------------- inference
+    def _cast(self, dtype):
+        """Fitted arrays cast to ``dtype`` (cached)."""
+        cache = self._cache.by_dtype
+        if dtype not in cache:
+            cache[dtype] = {name: getattr(self, name + "_").astype(dtype, copy=False)
+                            for name in self._array_names}
+        return cache[dtype]
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=_FLOATS, reset=False)
+
+    def transform(self, X, n_steps=None):
+        """Sparse codes of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to encode.
+        n_steps : int, default=None
+            Sparsity at inference (the trained ``k`` when None).
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components)
+            Codes in the dtype of ``X``.
+        """
+        X = self._validate_X(X)
+        return self._encode(X, self._check_n_steps(n_steps))
+
+    def _decode(self, Z):
+        arrays = self._cast(Z.dtype)
+        return Z @ arrays["components"] + arrays["bias"]
+
+    def inverse_transform(self, X):
+        """Reconstruction ``X @ components_ + bias_`` of codes ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, as returned by ``transform``.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features)
+            Reconstructed samples, in the dtype of the codes.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=_FLOATS, input_name="X")
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns but {type(self).__name__} has "
+                f"n_components_={self.n_components_}; pass codes from transform."
+            )
+        return self._decode(Z)
+
+    def score(self, X, y=None):
+        """Explained variance R^2 of the reconstruction of ``X`` at the trained ``k``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to reconstruct.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``skmpsae.metrics.r2_score(X, inverse_transform(transform(X)))``.
+        """
+        X = self._validate_X(X)
+        return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder to create or replace.
+        """
+        from ._persistence import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved with ``save``; the saved class must be ``cls``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder written by ``save``.
+
+        Returns
+        -------
+        estimator : BaseSAE
+            The fitted estimator.
+        """
+        from ._persistence import load
+
+        return load(path, expected_class=cls)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.device = validate_loaded_device(self.device)
+        if hasattr(self, "components_"):
+            self._cache = _Cache()

@@ -1,0 +1,92 @@
+"""Matching pursuit in plain NumPy: the reference every fast path is tested against.
+
+Two engines share one contract (see ``skmpsae._pursuit._numba.gram_pursuit``):
+``gram_pursuit`` updates precomputed correlations with rows of the Gram matrix,
+``product_pursuit`` recomputes correlations with one matrix product per step and
+is used when the Gram matrix would not fit the memory budget. ``naive_pursuit``
+is the specification's loop written literally, one sample at a time.
+"""
+
+import numpy as np
+
+__all__ = ["gram_pursuit", "naive_pursuit", "product_pursuit"]
+
+
+def _select(C, rows, positive, stopped, last_j):
+    j = np.argmax(C if positive else np.abs(C), axis=1)
+    j = np.where(stopped, last_j, j)
+    a = C[rows, j]
+    if positive:
+        a = np.maximum(a, 0)
+    a = np.where(stopped, np.zeros_like(a), a)
+    return j, a
+
+
+def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out):
+    """Vectorised reference of the fused kernel; same arguments, same results."""
+    n = C.shape[0]
+    rows = np.arange(n)
+    use_tol = thresh.shape[0] > 0
+    stopped = np.zeros(n, dtype=bool)
+    last_j = np.zeros(n, dtype=np.int64)
+    for t in range(n_steps):
+        if use_tol:
+            stopped |= rsq <= thresh
+        j, a = _select(C, rows, positive, stopped, last_j)
+        idx_out[:, t] = j
+        coef_out[:, t] = a
+        last_j = j
+        stopped |= a == 0
+        if use_tol:
+            cj = C[rows, j]
+            rsq -= a * ((cj + cj) - a * G[j, j])
+        live = np.flatnonzero(~stopped)
+        if live.size == 0:
+            idx_out[:, t + 1:] = j[:, None]
+            coef_out[:, t + 1:] = 0
+            break
+        C[live] -= a[live, None] * G[j[live]]
+
+
+def product_pursuit(R, D, n_steps, positive, thresh, idx_out, coef_out):
+    """Pursuit with one product ``R @ D.T`` per step; ``R`` is the residual, in place."""
+    n = R.shape[0]
+    rows = np.arange(n)
+    use_tol = thresh.shape[0] > 0
+    stopped = np.zeros(n, dtype=bool)
+    last_j = np.zeros(n, dtype=np.int64)
+    for t in range(n_steps):
+        if use_tol:
+            stopped |= np.einsum("ij,ij->i", R, R) <= thresh
+        live = np.flatnonzero(~stopped)
+        C = np.zeros((n, D.shape[0]), dtype=R.dtype)
+        C[live] = R[live] @ D.T
+        j, a = _select(C, rows, positive, stopped, last_j)
+        idx_out[:, t] = j
+        coef_out[:, t] = a
+        last_j = j
+        stopped |= a == 0
+        R -= a[:, None] * D[j]
+
+
+def naive_pursuit(X, D, n_steps, bias=None, positive=True, tol=None):
+    """The specification's loop, literally: one sample and one full product per step.
+
+    Returns dense codes (n_samples, n_components). Slow; for tests only.
+    """
+    Z = np.zeros((X.shape[0], D.shape[0]), dtype=X.dtype)
+    b = np.zeros(X.shape[1], dtype=X.dtype) if bias is None else bias
+    for s in range(X.shape[0]):
+        r = X[s] - b
+        r0 = r @ r
+        for _ in range(n_steps):
+            if tol is not None and r @ r <= tol * r0:
+                break
+            c = D @ r
+            j = int(np.argmax(c if positive else np.abs(c)))
+            a = max(c[j], 0) if positive else c[j]
+            if a == 0:
+                break
+            Z[s, j] += a
+            r = r - a * D[j]
+    return Z

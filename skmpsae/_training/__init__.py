@@ -1,0 +1,1 @@
+"""The torch training engine shared by every SAE estimator (private)."""

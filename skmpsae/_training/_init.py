@@ -1,0 +1,53 @@
+"""Initial values of the pre-bias and of the dictionary."""
+
+import numpy as np
+
+__all__ = ["geometric_median", "initial_bias", "initial_dictionary"]
+
+_MAX_INIT_SAMPLES = 4096
+
+
+def geometric_median(X, *, max_iter=100, eps=1e-8):
+    """Weiszfeld iterations for ``argmin_m sum_i ||x_i - m||`` (float64 inside)."""
+    X = np.asarray(X, dtype=np.float64)
+    m = X.mean(axis=0)
+    for _ in range(max_iter):
+        dist = np.maximum(np.linalg.norm(X - m, axis=1), eps)
+        w = 1.0 / dist
+        new = (w[:, None] * X).sum(axis=0) / w.sum()
+        if np.linalg.norm(new - m) <= eps * max(1.0, np.linalg.norm(m)):
+            return new
+        m = new
+    return m
+
+
+def _subsample(X, rng):
+    if X.shape[0] <= _MAX_INIT_SAMPLES:
+        return np.asarray(X)
+    return np.asarray(X[np.sort(rng.choice(X.shape[0], _MAX_INIT_SAMPLES, replace=False))])
+
+
+def initial_bias(X, method, rng):
+    """Pre-bias from a data sample: ``"geometric_median"``, ``"mean"`` or ``"zeros"``."""
+    if method == "zeros":
+        return np.zeros(X.shape[1])
+    sample = _subsample(X, rng)
+    return geometric_median(sample) if method == "geometric_median" else sample.mean(axis=0)
+
+
+def initial_dictionary(X, bias, n_components, method, rng):
+    """Unit-norm atoms: centred data samples (``"data"``) or Gaussian (``"random"``).
+
+    With ``"data"``, atoms beyond the number of distinct samples are Gaussian.
+    """
+    n_features = X.shape[1]
+    D = rng.standard_normal((n_components, n_features))
+    if method == "data":
+        sample = _subsample(X, rng) - bias
+        n_from_data = min(n_components, sample.shape[0])
+        rows = rng.choice(sample.shape[0], n_from_data, replace=False)
+        picked = sample[rows]
+        scale = np.linalg.norm(picked, axis=1, keepdims=True)
+        # A little noise keeps duplicated samples from giving duplicated atoms.
+        D[:n_from_data] = picked / np.maximum(scale, 1e-12) + 0.01 * D[:n_from_data] / np.sqrt(n_features)
+    return D / np.linalg.norm(D, axis=1, keepdims=True)

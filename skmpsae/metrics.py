@@ -1,0 +1,78 @@
+"""Metrics of sparse codes and reconstructions: plain functions on array-likes."""
+
+import numpy as np
+from sklearn.utils import check_array
+
+__all__ = ["dead_fraction", "fvu", "l0", "r2_score"]
+
+
+def _pair(X, X_hat):
+    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+    X_hat = check_array(X_hat, dtype=[np.float64, np.float32], input_name="X_hat")
+    if X.shape != X_hat.shape:
+        raise ValueError(f"X and X_hat must have the same shape, got {X.shape} and {X_hat.shape}.")
+    return X.astype(np.float64, copy=False), X_hat.astype(np.float64, copy=False)
+
+
+def fvu(X, X_hat):
+    """Fraction of variance unexplained, ``sum ||x - x_hat||^2 / sum ||x - mean(X)||^2``.
+
+    The mean is taken per feature (over samples). When ``X`` has no variance the
+    result is 0.0 for a perfect reconstruction and 1.0 otherwise, as in
+    scikit-learn's ``r2_score(force_finite=True)``.
+
+    Examples
+    --------
+    >>> from skmpsae.metrics import fvu
+    >>> fvu([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]])
+    0.25
+    """
+    X, X_hat = _pair(X, X_hat)
+    err = float(((X - X_hat) ** 2).sum())
+    total = float(((X - X.mean(axis=0)) ** 2).sum())
+    if total == 0.0:
+        return 0.0 if err == 0.0 else 1.0
+    return err / total
+
+
+def r2_score(X, X_hat):
+    """Explained variance ``R^2 = 1 - fvu(X, X_hat)`` (per-feature centring).
+
+    Equals scikit-learn's ``r2_score(X, X_hat, multioutput="variance_weighted")``.
+
+    Examples
+    --------
+    >>> from skmpsae.metrics import r2_score
+    >>> r2_score([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]])
+    0.75
+    """
+    return 1.0 - fvu(X, X_hat)
+
+
+def _codes(Z):
+    return check_array(Z, dtype=None, input_name="Z", accept_sparse=False)
+
+
+def l0(Z):
+    """Mean number of nonzero codes per sample.
+
+    Examples
+    --------
+    >>> from skmpsae.metrics import l0
+    >>> l0([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    1.5
+    """
+    return float(np.count_nonzero(_codes(Z), axis=1).mean())
+
+
+def dead_fraction(Z):
+    """Share of latents (columns of ``Z``) that are zero for every sample.
+
+    Examples
+    --------
+    >>> from skmpsae.metrics import dead_fraction
+    >>> dead_fraction([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    0.3333333333333333
+    """
+    Z = _codes(Z)
+    return float(1.0 - np.count_nonzero(Z.any(axis=0)) / Z.shape[1])
