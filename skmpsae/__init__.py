@@ -4,7 +4,26 @@ from ._pursuit import mp_encode
 
 __version__ = "0.1.0"
 
-__all__ = ["MatchingPursuitSAE", "__version__", "mp_encode"]
+__all__ = ["MatchingPursuitSAE", "__version__", "load", "mp_encode"]
+
+
+def load(path):
+    """Load any skmpsae estimator saved with ``estimator.save(path)``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Folder written by ``save``.
+
+    Returns
+    -------
+    estimator : BaseSAE
+        The fitted estimator; a model saved for CUDA loads on the CPU (with a
+        warning) where CUDA is not available.
+    """
+    from ._persistence import load as _load
+
+    return _load(path)
 
 
 def __getattr__(name):

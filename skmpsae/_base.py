@@ -303,7 +303,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return load(path, expected_class=cls)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ returns the live __dict__: copy before dropping the cache.
+        state = dict(super().__getstate__())
         state.pop("_cache", None)
         return state
 
