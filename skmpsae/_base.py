@@ -205,7 +205,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                             for name in self._array_names}
         return cache[dtype]
 
-    def _validate_X(self, X):
+    def _validate_input(self, X):
         check_is_fitted(self)
         return validate_data(self, X, dtype=_FLOATS, reset=False)
 
@@ -224,7 +224,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         codes : ndarray of shape (n_samples, n_components)
             Codes in the dtype of ``X``.
         """
-        X = self._validate_X(X)
+        X = self._validate_input(X)
         return self._encode(X, self._check_n_steps(n_steps))
 
     def _decode(self, Z):
@@ -268,7 +268,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         score : float
             ``skmpsae.metrics.r2_score(X, inverse_transform(transform(X)))``.
         """
-        X = self._validate_X(X)
+        X = self._validate_input(X)
         return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
 
     # ----------------------------------------------------------- persistence

@@ -28,7 +28,9 @@ def _load(data, random_state):
         return load_image_patches(random_state=random_state), "8x8 patches of sample photos"
     path = Path(data)
     if path.suffix != ".npy" or not path.is_file():
-        raise SystemExit(f"--data must be 'digits', 'patches' or an existing .npy file, got {data!r}")
+        raise SystemExit(
+            f"--data must be 'digits', 'patches' or an existing .npy file, got {data!r}"
+        )
     X = np.load(path)
     if X.ndim != 2:
         raise SystemExit(f"{data} must hold a 2-D array (n_samples, n_features), got {X.shape}")
@@ -58,7 +60,7 @@ def _plot(curves, steps, k, title, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"matplotlib is not installed; no plot (pip install 'skmpsae[plot]').")
+        print("matplotlib is not installed; no plot (pip install 'skmpsae[plot]').")
         return
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, values in curves.items():
@@ -82,7 +84,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="digits", help="digits, patches, or a .npy file")
     parser.add_argument("--k", type=int, default=8, help="sparsity in training (default 8)")
-    parser.add_argument("--n-components", type=int, default=None, help="atoms (default 8x features)")
+    parser.add_argument("--n-components", type=int, default=None,
+                        help="atoms (default 8x features)")
     parser.add_argument("--max-iter", type=int, default=None, help="epochs (estimator default)")
     parser.add_argument("--plot", default="skmpsae_r2_vs_steps.png", help="PNG to write")
     parser.add_argument("--random-state", type=int, default=0)

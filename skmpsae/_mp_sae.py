@@ -6,7 +6,8 @@ import numpy as np
 
 from ._base import BaseSAE
 from ._compat import Interval, StrOptions
-from ._pursuit._api import DEFAULT_MEMORY_BUDGET, densify, pursue, resolve_backend
+from ._device import resolve_device
+from ._pursuit._api import DEFAULT_MEMORY_BUDGET, densify, pursue
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -158,20 +159,16 @@ class MatchingPursuitSAE(BaseSAE):
                          batch_size=self.batch_size, rng=rng)
 
     # ------------------------------------------------------------ inference
-    def _check_n_steps(self, n_steps):
-        # Pursuit may re-select atoms, so n_steps may exceed k and n_components.
-        return super()._check_n_steps(n_steps)
-
     def _encode(self, X, n_steps, tol=None):
         arrays = self._cast(X.dtype)
         D, b = arrays["components"], arrays["bias"]
-        backend = "torch" if self.device != "auto" and self.device.startswith("cuda") \
-            else resolve_backend("auto")
+        device = resolve_device(self.device)
+        backend = "torch" if device.type == "cuda" else "numba"
         gram = arrays.get("gram")
         if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET // 2:
             gram = arrays["gram"] = D @ D.T
         idx, coef = pursue(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
-                           gram=gram, backend=backend)
+                           gram=gram, backend=backend, device=device)
         return densify(idx, coef, D.shape[0])
 
     def transform(self, X, n_steps=None, tol=None):
@@ -192,7 +189,7 @@ class MatchingPursuitSAE(BaseSAE):
         codes : ndarray of shape (n_samples, n_components)
             At most ``n_steps`` nonzeros per row, in the dtype of ``X``.
         """
-        X = self._validate_X(X)
+        X = self._validate_input(X)
         if tol is not None and (not isinstance(tol, Real) or isinstance(tol, bool)
                                 or not np.isfinite(tol) or tol < 0):
             raise ValueError(f"tol must be a non-negative float or None, got {tol!r}.")

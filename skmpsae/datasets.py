@@ -42,7 +42,7 @@ def load_image_patches(patch_size=8, n_patches=20000, *, remove_mean=True, rando
     per_image = [n_patches // len(images) + (i < n_patches % len(images))
                  for i in range(len(images))]
     parts = []
-    for image, count in zip(images, per_image):
+    for image, count in zip(images, per_image, strict=True):
         grey = image.astype(np.float32).mean(axis=2) / 255.0
         patches = extract_patches_2d(grey, (patch_size, patch_size), max_patches=count,
                                      random_state=rng)

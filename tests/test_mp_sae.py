@@ -41,7 +41,7 @@ def test_transform_is_matching_pursuit_with_fitted_dictionary(fitted, digits):
 def test_adaptive_sparsity_is_monotone(fitted, digits):
     r2 = [r2_score(digits, fitted.inverse_transform(fitted.transform(digits, n_steps=s)))
           for s in (0, 1, 2, 4, 8, 16, 64, 200)]  # n_steps may exceed k and n_components
-    assert all(b >= a - 1e-6 for a, b in zip(r2, r2[1:]))
+    assert all(b >= a - 1e-6 for a, b in zip(r2, r2[1:], strict=False))
     assert r2[-1] > r2[3] + 0.05
 
 
@@ -166,13 +166,15 @@ def test_bad_parameters(digits, params, match):
 
 
 def test_bad_inference_input(fitted, digits):
-    with pytest.raises(ValueError, match="X has 10 features, but MatchingPursuitSAE is expecting 64"):
+    expecting = "X has 10 features, but MatchingPursuitSAE is expecting 64"
+    with pytest.raises(ValueError, match=expecting):
         fitted.transform(digits[:, :10])
     with pytest.raises(ValueError, match="n_steps must be a non-negative integer"):
         fitted.transform(digits, n_steps=-1)
     with pytest.raises(ValueError, match="tol must be a non-negative float"):
         fitted.transform(digits, tol=-0.5)
-    with pytest.raises(ValueError, match="X has 3 columns but MatchingPursuitSAE has n_components_=64"):
+    columns = "X has 3 columns but MatchingPursuitSAE has n_components_=64"
+    with pytest.raises(ValueError, match=columns):
         fitted.inverse_transform(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="NaN"):
         fitted.transform(np.full((1, 64), np.nan))

@@ -21,7 +21,8 @@ def assert_same_model(a, b, X):
     np.testing.assert_array_equal(a.components_, b.components_)
     np.testing.assert_array_equal(a.bias_, b.bias_)
     assert a.get_params() == b.get_params()
-    assert (a.n_iter_, a.loss_curve_, a.n_features_in_) == (b.n_iter_, b.loss_curve_, b.n_features_in_)
+    for name in ("n_iter_", "loss_curve_", "n_features_in_"):
+        assert getattr(a, name) == getattr(b, name)
     np.testing.assert_array_equal(a.transform(X, n_steps=7), b.transform(X, n_steps=7))
 
 
@@ -111,7 +112,8 @@ def test_load_rejects_bad_files(model, tmp_path):
     model.save(tmp_path / "sae")
     bad = model.components_.copy()
     bad[0, 0] = np.nan
-    save_file({"components": bad, "bias": model.bias_}, str(tmp_path / "sae" / "arrays.safetensors"))
+    arrays_file = str(tmp_path / "sae" / "arrays.safetensors")
+    save_file({"components": bad, "bias": model.bias_}, arrays_file)
     with pytest.raises(ValueError, match="NaN or inf"):
         skmpsae.load(tmp_path / "sae")
     model.save(tmp_path / "sae")

@@ -68,12 +68,33 @@ def unrolled_loss_and_grads(D0, b0, X, k, positive, mask=None):
     return dict(loss=loss.detach(), gD=gD, gb=gb)
 
 
-def reference_indices(D, b, X, k, positive):
-    """Selections of the NumPy reference (Gram engine) on the same data."""
+def reference_pursuit(D, b, X, k, positive):
+    """Selections and coefficients of the NumPy reference (Gram engine) on the same data."""
     Dn = D.numpy()
-    idx, _ = pursue(X.numpy(), Dn, n_steps=k, bias=b.numpy(), positive=positive,
-                    gram=Dn @ Dn.T, backend="numpy")
-    return idx
+    return pursue(X.numpy(), Dn, n_steps=k, bias=b.numpy(), positive=positive,
+                  gram=Dn @ Dn.T, backend="numpy")
+
+
+def assert_same_selections(idx, ref_idx, ref_coef, X, b):
+    """Indices agree on every step whose reference coefficient is above rounding noise.
+
+    Once the coefficients fall to rounding level (few atoms: the pursuit
+    converges geometrically; positive mode: the atom just removed keeps a
+    correlation of +-1 ulp), which atom wins, or whether a positive pursuit
+    stops, depends on the summation order of the GEMM (torch's here, NumPy's in
+    the reference). Noise is ~eps * |x - b|; steps with coefficients above
+    1e3 * eps * max|x - b| must be the same.
+    """
+    idx = idx.numpy()
+    noise = 1e3 * torch.finfo(X.dtype).eps * float((X - b).abs().max())
+    small = np.abs(ref_coef) <= noise
+    # length of each sample's prefix of significant steps
+    prefix = np.where(small.any(axis=1), small.argmax(axis=1), small.shape[1])
+    significant = np.arange(idx.shape[1]) < prefix[:, None]
+    np.testing.assert_array_equal(np.where(significant, idx, -1),
+                                  np.where(significant, ref_idx, -1))
+    # the comparison must not be vacuous
+    assert significant.any()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
@@ -95,8 +116,9 @@ def test_fast_path_matches_unrolled(dtype, positive, dropout, config):
 
     idx = fast["idx"]
     assert idx.shape == (batch, k) and idx.dtype == torch.int64
-    # same selections as the NumPy reference pursuit (padding after a stop included)
-    np.testing.assert_array_equal(idx.numpy(), reference_indices(fast["Deff"], b, X, k, positive))
+    # same selections as the NumPy reference pursuit
+    ref_idx, ref_coef = reference_pursuit(fast["Deff"], b, X, k, positive)
+    assert_same_selections(idx, ref_idx, ref_coef, X, b)
     if positive:
         assert (fast["coef"] >= 0).all()
     # the correlations returned by the Gram path are those of the final residual
@@ -115,10 +137,11 @@ def test_product_path_same_indices(dtype, positive, config):
                             gram_given=False, backend="torch", memory_budget=budget).use_gram
     idx_prod, C = select_atoms(D, b, X, k, positive, memory_budget=budget)
     assert C is None
-    # force the Gram path with a budget it fits in and enough work to pay off
+    # default budget: the cost model's choice (Gram for some configurations)
     idx_gram, _ = select_atoms(D, b, X, k, positive)
-    np.testing.assert_array_equal(idx_prod.numpy(), reference_indices(D, b, X, k, positive))
-    np.testing.assert_array_equal(idx_gram.numpy(), idx_prod.numpy())
+    ref_idx, ref_coef = reference_pursuit(D, b, X, k, positive)
+    assert_same_selections(idx_prod, ref_idx, ref_coef, X, b)
+    assert_same_selections(idx_gram, ref_idx, ref_coef, X, b)
     fast = fast_loss_and_grads(D, b, X, k, positive, memory_budget=budget)
     ref = unrolled_loss_and_grads(D, b, X, k, positive)
     tols = TOLS[dtype]
@@ -146,8 +169,8 @@ def test_select_atoms_with_requires_grad_inputs(positive):
     b.requires_grad_(True)
     idx, C = select_atoms(D, b, X, 4, positive)
     assert C is not None and not C.requires_grad and not idx.requires_grad
-    np.testing.assert_array_equal(idx.numpy(),
-                                  reference_indices(D.detach(), b.detach(), X, 4, positive))
+    ref_idx, ref_coef = reference_pursuit(D.detach(), b.detach(), X, 4, positive)
+    assert_same_selections(idx, ref_idx, ref_coef, X, b.detach())
 
 
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])

@@ -75,11 +75,12 @@ def _numpy_engine(backend):
 
 
 def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
-           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET):
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
     """Selections of every sample: ``(idx, coef)``, each (n_samples, n_steps).
 
     Unvalidated core: ``X`` and ``D`` are float arrays of one dtype, ``D`` has
-    unit rows, ``backend`` is concrete.
+    unit rows, ``backend`` is concrete; ``device`` is the torch backend's
+    device (the GPU when one is present, by default).
     """
     n, n_features = X.shape
     n_components = D.shape[0]
@@ -94,7 +95,7 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         from ._torch_encode import pursue_torch
 
         return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
-                            gram=gram, plan=plan)
+                            gram=gram, plan=plan, device=device)
     if plan.use_gram and gram is None:
         gram = D @ D.T
     engine = _numpy_engine(backend)

@@ -49,5 +49,6 @@ def initial_dictionary(X, bias, n_components, method, rng):
         picked = sample[rows]
         scale = np.linalg.norm(picked, axis=1, keepdims=True)
         # A little noise keeps duplicated samples from giving duplicated atoms.
-        D[:n_from_data] = picked / np.maximum(scale, 1e-12) + 0.01 * D[:n_from_data] / np.sqrt(n_features)
+        noise = 0.01 * D[:n_from_data] / np.sqrt(n_features)
+        D[:n_from_data] = picked / np.maximum(scale, 1e-12) + noise
     return D / np.linalg.norm(D, axis=1, keepdims=True)

@@ -1,0 +1,63 @@
+"""The README's two commands, .ci/run, the package surface and lint."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```(?:sh|bash|shell)\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_has_two_commands_and_ci_runs_the_second():
+    commands = readme_commands()
+    assert len(commands) == 2
+    assert "python -m skmpsae" in commands[0] and "pytest" in commands[1]
+    for command in commands:
+        assert "constraints-cpu.txt" in command  # CPU torch, no multi-GB CUDA download
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci_command = [line for line in ci if line.startswith("python3 -m venv")]
+    assert ci_command == [commands[1].replace("pip install ", "pip install -q ", 1)]
+
+
+def test_public_api():
+    import skmpsae
+    from skmpsae import MatchingPursuitSAE, mp_encode  # noqa: F401
+    from skmpsae.metrics import dead_fraction, l0, r2_score  # noqa: F401
+
+    for name in skmpsae.__all__:
+        assert getattr(skmpsae, name) is not None
+
+
+def test_main_job_runs(tmp_path):
+    plot = tmp_path / "curve.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "skmpsae", "--data", "digits", "--k", "4", "--max-iter", "2",
+         "--plot", str(plot)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    assert "MP-SAE" in result.stdout and "R2" in result.stdout
+    assert plot.stat().st_size > 10_000
+
+
+def test_main_job_reads_npy(tmp_path, digits):
+    import numpy as np
+
+    np.save(tmp_path / "emb.npy", digits[:300])
+    result = subprocess.run(
+        [sys.executable, "-m", "skmpsae", "--data", str(tmp_path / "emb.npy"), "--k", "2",
+         "--max-iter", "1", "--plot", str(tmp_path / "p.png")],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    assert "emb.npy" in result.stdout
+
+
+def test_ruff_clean():
+    ruff = Path(sys.executable).with_name("ruff")  # installed with the test extra
+    result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
