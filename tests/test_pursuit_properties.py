@@ -14,7 +14,7 @@ from skmpsae import mp_encode
 from skmpsae._pursuit._api import densify, pursue
 
 BACKENDS = ["numpy", "numba"]
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 RTOL = 1e-9
 

@@ -127,8 +127,15 @@ def densify(idx, coef, n_components):
 
 
 def _as_float_array(value, name, dtype):
-    return check_array(value, dtype=dtype, input_name=name, ensure_min_samples=1,
-                       ensure_min_features=1, copy=False, order="C")
+    try:
+        return check_array(value, dtype=dtype, input_name=name, ensure_min_samples=1,
+                           ensure_min_features=1, copy=False, order="C")
+    except (ValueError, TypeError) as exc:
+        # scikit-learn names the input only in some messages; always say which.
+        message = str(exc)
+        if not message.startswith(f"{name}:"):
+            raise type(exc)(f"{name}: {message}") from exc
+        raise
 
 
 def check_dictionary(dictionary, dtype, n_features):

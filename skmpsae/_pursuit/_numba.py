@@ -25,11 +25,13 @@ _BLOCK = 64  # elements per partial maximum; one AVX-512 cache line x 4
 
 
 @nb.njit(inline="always")
-def _key(x, positive, mag, shift):
+def _key(x, positive, mag, shift, lowest):
     # Order-preserving map from IEEE bits (as signed integers) to integers:
     # negative floats have their magnitude bits flipped. In the signed mode
-    # the sign bit is dropped, so the key orders |c|.
+    # the sign bit is dropped, so the key orders |c|. -0.0 (whose bits are
+    # ``lowest``) is mapped to +0.0, which NumPy treats as equal.
     if positive:
+        x = x - x if x == lowest else x
         return x ^ ((x >> shift) & mag)
     return x & mag
 
@@ -42,18 +44,18 @@ def _argmax_first(bits, positive, mag, shift, lowest, block_max):
     for b in range(n_blocks):
         m = lowest
         for i in range(b * _BLOCK, (b + 1) * _BLOCK):
-            m = max(m, _key(bits[i], positive, mag, shift))
+            m = max(m, _key(bits[i], positive, mag, shift, lowest))
         block_max[b] = m
         best = max(best, m)
     for i in range(n_blocks * _BLOCK, n):
-        best = max(best, _key(bits[i], positive, mag, shift))
+        best = max(best, _key(bits[i], positive, mag, shift, lowest))
     for b in range(n_blocks):
         if block_max[b] == best:
             for i in range(b * _BLOCK, (b + 1) * _BLOCK):
-                if _key(bits[i], positive, mag, shift) == best:
+                if _key(bits[i], positive, mag, shift, lowest) == best:
                     return i
     for i in range(n_blocks * _BLOCK, n):
-        if _key(bits[i], positive, mag, shift) == best:
+        if _key(bits[i], positive, mag, shift, lowest) == best:
             return i
     return 0
 

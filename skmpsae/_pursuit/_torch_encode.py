@@ -8,6 +8,13 @@ from . import _torch
 __all__ = ["pursue_torch"]
 
 
+def _tensor(array, device):
+    # torch.from_numpy warns on read-only arrays; those are copied instead.
+    if not array.flags.writeable:
+        return torch.tensor(array, device=device)
+    return torch.from_numpy(array).to(device)
+
+
 def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -15,14 +22,14 @@ def _device():
 def pursue_torch(X, D, *, n_steps, bias, positive, tol, gram, plan, device=None):
     """Same results as the NumPy core, computed with torch on ``device``."""
     device = _device() if device is None else torch.device(device)
-    Dt = torch.from_numpy(D).to(device)
-    bt = None if bias is None else torch.from_numpy(bias).to(device)
+    Dt = _tensor(D, device)
+    bt = None if bias is None else _tensor(bias, device)
     Gt = None
     if plan.use_gram:
-        Gt = Dt @ Dt.T if gram is None else torch.from_numpy(gram).to(device)
+        Gt = Dt @ Dt.T if gram is None else _tensor(gram, device)
     idx_parts, coef_parts = [], []
     for start in range(0, X.shape[0], plan.chunk_rows):
-        R = torch.from_numpy(X[start:start + plan.chunk_rows]).to(device)
+        R = _tensor(X[start:start + plan.chunk_rows], device)
         R = R - bt if bt is not None else R.clone()
         thresh = rsq = None
         if tol is not None:
