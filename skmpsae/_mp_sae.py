@@ -7,7 +7,8 @@ import numpy as np
 from ._base import BaseSAE
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
-from ._pursuit._api import DEFAULT_MEMORY_BUDGET, densify, pursue
+from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
+from ._pursuit._gram import gram_matrix
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -131,7 +132,7 @@ class MatchingPursuitSAE(BaseSAE):
     def _batch_loss(self, params, xb, *, epoch, rng):
         import torch
 
-        from ._training._mp import recompute_residual, select_atoms
+        from ._training._mp import pursuit_loss, select_atoms
 
         D, b = params["components"], params["bias"]
         if self.atom_dropout > 0 and epoch == 0:
@@ -139,8 +140,7 @@ class MatchingPursuitSAE(BaseSAE):
             D = D * keep.to(device=D.device, dtype=D.dtype).unsqueeze(1)
         idx, _ = select_atoms(D.detach(), b.detach(), xb, self.k, self.positive_code)
         idx = idx.to(xb.device)
-        residual, coef = recompute_residual(D, b, xb, idx, self.positive_code)
-        loss = (residual * residual).sum(dim=1).mean()
+        loss, coef = pursuit_loss(D, b, xb, idx, self.positive_code)
         fired = torch.bincount(idx[coef.detach() != 0], minlength=D.shape[0])
         return loss, fired
 
@@ -166,10 +166,9 @@ class MatchingPursuitSAE(BaseSAE):
         backend = "torch" if device.type == "cuda" else "numba"
         gram = arrays.get("gram")
         if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET // 2:
-            gram = arrays["gram"] = D @ D.T
-        idx, coef = pursue(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
-                           gram=gram, backend=backend, device=device)
-        return densify(idx, coef, D.shape[0])
+            gram = arrays["gram"] = gram_matrix(D)
+        return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
+                      gram=gram, backend=backend, device=device)
 
     def transform(self, X, n_steps=None, tol=None):
         """Sparse codes of ``X`` by matching pursuit.

@@ -1,8 +1,10 @@
 """The training fast path equals the naive unrolled autograd loop (SPEC section 2, Training).
 
 Fast path: ``select_atoms`` (Gram pursuit with no autograd: the numba kernel on
-CPU, or torch per-step products when the Gram matrix does not fit), then the
-differentiable ``recompute_residual`` on the gathered atoms. Reference:
+CPU, or torch per-step products when the Gram matrix does not fit), then a
+differentiable pursuit along those selections: ``recompute_residual`` (torch
+autograd on the gathered atoms, the GPU path) or ``pursuit_residual_sq`` (numba
+forward and backward kernels, the CPU path). Reference:
 ``unrolled_loss``, one full product ``r @ D.T`` per step under autograd.
 """
 
@@ -13,6 +15,7 @@ from torch.testing import assert_close
 
 from skmpsae._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
 from skmpsae._training._mp import recompute_residual, select_atoms, unrolled_loss
+from skmpsae._training._mp_numba import pursuit_residual_sq
 
 # (batch, n_features, n_components, k); the cost model picks the Gram path for
 # some and per-step products for others (asserted in test_default_path_choice).
@@ -46,14 +49,21 @@ def make_batch(batch, n_features, n_components, dtype, seed=0, dropout=False):
     return D, b, X, mask
 
 
-def fast_loss_and_grads(D0, b0, X, k, positive, mask=None, memory_budget=DEFAULT_MEMORY_BUDGET):
+def fast_loss_and_grads(D0, b0, X, k, positive, mask=None, memory_budget=DEFAULT_MEMORY_BUDGET,
+                        engine="torch"):
     D = D0.clone().requires_grad_(True)
     b = b0.clone().requires_grad_(True)
     Deff = D if mask is None else D * mask.unsqueeze(1)
     idx, C = select_atoms(Deff.detach(), b.detach(), X, k, positive,
                           memory_budget=memory_budget)
-    residual, coef = recompute_residual(Deff, b, X, idx, positive)
-    loss = (residual * residual).sum(dim=1).mean()
+    if engine == "numba":
+        resid_sq, coef = pursuit_residual_sq(Deff, b, X, idx, positive)
+        loss = resid_sq.mean()
+        with torch.no_grad():
+            residual, _ = recompute_residual(Deff, b, X, idx, positive)
+    else:
+        residual, coef = recompute_residual(Deff, b, X, idx, positive)
+        loss = (residual * residual).sum(dim=1).mean()
     gD, gb = torch.autograd.grad(loss, (D, b))
     return dict(loss=loss.detach(), gD=gD, gb=gb, idx=idx, C=C, residual=residual.detach(),
                 coef=coef.detach(), Deff=Deff.detach())
@@ -101,11 +111,12 @@ def assert_same_selections(idx, ref_idx, ref_coef, X, b):
 @pytest.mark.parametrize("dropout", [False, True], ids=["full", "dropout"])
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_fast_path_matches_unrolled(dtype, positive, dropout, config):
+@pytest.mark.parametrize("engine", ["torch", "numba"])
+def test_fast_path_matches_unrolled(engine, dtype, positive, dropout, config):
     batch, n_features, n_components, k = config
     D, b, X, mask = make_batch(batch, n_features, n_components, dtype, seed=sum(config),
                                dropout=dropout)
-    fast = fast_loss_and_grads(D, b, X, k, positive, mask)
+    fast = fast_loss_and_grads(D, b, X, k, positive, mask, engine=engine)
     ref = unrolled_loss_and_grads(D, b, X, k, positive, mask)
     tols = TOLS[dtype]
     assert fast["loss"].dtype == dtype

@@ -13,6 +13,7 @@ from sklearn.utils import check_array
 
 from .._compat import Interval, StrOptions, validate_params
 from . import _numpy
+from ._gram import gram_matrix
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 
@@ -97,7 +98,7 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
                             gram=gram, plan=plan, device=device)
     if plan.use_gram and gram is None:
-        gram = D @ D.T
+        gram = gram_matrix(D)
     engine = _numpy_engine(backend)
     empty = np.empty(0, dtype=X.dtype)
     for start in range(0, n, plan.chunk_rows):
@@ -114,6 +115,44 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
             _numpy.product_pursuit(R, D, n_steps, positive, thresh, idx[start:stop],
                                    coef[start:stop])
     return idx, coef
+
+
+def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
+    """Dense codes (n_samples, n_components); same arguments as ``pursue``.
+
+    On the numba Gram path, correlations are computed straight into the output
+    and the kernel overwrites each row with its codes: no other buffer.
+    """
+    n, n_features = X.shape
+    n_components = D.shape[0]
+    plan = plan_pursuit(n, n_components, n_features, n_steps, X.dtype.itemsize,
+                        gram_given=gram is not None, backend=backend,
+                        memory_budget=memory_budget)
+    if backend != "numba" or not plan.use_gram or n_steps == 0 or n == 0:
+        idx, coef = pursue(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                           gram=gram, backend=backend, memory_budget=memory_budget,
+                           device=device)
+        return densify(idx, coef, n_components)
+    from ._numba import gram_pursuit
+
+    if gram is None:
+        gram = gram_matrix(D)
+    Z = np.empty((n, n_components), dtype=X.dtype)
+    empty = np.empty(0, dtype=X.dtype)
+    for start in range(0, n, plan.chunk_rows):
+        stop = min(start + plan.chunk_rows, n)
+        R = X[start:stop] - bias if bias is not None else X[start:stop]
+        thresh, rsq = empty, empty
+        if tol is not None:
+            rsq = np.einsum("ij,ij->i", R, R)
+            thresh = (tol * rsq).astype(X.dtype)
+        np.matmul(R, D.T, out=Z[start:stop])
+        idx = np.empty((stop - start, n_steps), dtype=np.int64)
+        coef = np.empty((stop - start, n_steps), dtype=X.dtype)
+        gram_pursuit(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,
+                     write_codes=True)
+    return Z
 
 
 def densify(idx, coef, n_components):
@@ -247,7 +286,5 @@ def mp_encode(X, dictionary, *, n_steps, bias=None, positive=True, tol=None, gra
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else _check_vector(bias, "bias", X.dtype, X.shape[1])
     G = None if gram is None else _check_gram(gram, X.dtype, D.shape[0])
-    backend = resolve_backend(backend)
-    idx, coef = pursue(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
-                       backend=backend, memory_budget=memory_budget)
-    return densify(idx, coef, D.shape[0])
+    return encode(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
+                  backend=resolve_backend(backend), memory_budget=memory_budget)

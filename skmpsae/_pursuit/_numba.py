@@ -62,7 +62,7 @@ def _argmax_first(bits, positive, mag, shift, lowest, block_max):
 
 @nb.njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq,
-                  idx_out, coef_out):
+                  idx_out, coef_out, write_codes):
     """Run matching pursuit on precomputed correlations, in place.
 
     Parameters
@@ -88,6 +88,10 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
         unrolled loop would select again.
     coef_out : ndarray (n_samples, n_steps)
         Coefficient added per step.
+    write_codes : bool
+        Overwrite each row of ``C`` with the sample's dense codes once its
+        pursuit ends (while the row is still in cache), so that encoding needs
+        no buffer beyond the output.
     """
     n, n_components = C.shape
     use_tol = thresh.shape[0] > 0
@@ -116,6 +120,11 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
         for u in range(t, n_steps):
             idx_out[s, u] = j
             coef_out[s, u] = 0
+        if write_codes:
+            for i in range(n_components):
+                c[i] = 0
+            for u in range(t):
+                c[idx_out[s, u]] += coef_out[s, u]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -126,7 +135,7 @@ def scatter_codes(idx, coef, out):
             out[s, idx[s, t]] += coef[s, t]
 
 
-def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out):
+def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_codes=False):
     """Matching pursuit on correlations ``C`` with Gram matrix ``G``, in place.
 
     See ``_gram_pursuit`` for the arguments; this wrapper supplies the integer
@@ -135,4 +144,5 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out):
     int_type = _INT_OF[C.dtype.itemsize]
     info = np.iinfo(int_type)
     _gram_pursuit(C, C.view(int_type), int_type(info.max), int_type(info.bits - 1),
-                  int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out, coef_out)
+                  int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out, coef_out,
+                  write_codes)

@@ -14,8 +14,9 @@ import torch
 
 from .._pursuit import _numba, _torch
 from .._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit
+from .._pursuit._gram import gram_matrix
 
-__all__ = ["recompute_residual", "select_atoms", "unrolled_loss"]
+__all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "unrolled_loss"]
 
 
 @torch.no_grad()
@@ -32,16 +33,17 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
     if not plan.use_gram:
         idx, _ = _torch.product_pursuit(R.clone(), D, n_steps, positive)
         return idx, None
-    C = R @ D.T
-    G = D @ D.T
-    if C.device.type == "cpu":
-        C_np, G_np = C.numpy(), G.numpy()
+    if R.device.type == "cpu":
+        # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
+        D_np = D.contiguous().numpy()
+        C = R.numpy() @ D_np.T
         idx = np.empty((n, n_steps), dtype=np.int64)
-        coef = np.empty((n, n_steps), dtype=C_np.dtype)
-        empty = np.empty(0, dtype=C_np.dtype)
-        _numba.gram_pursuit(C_np, G_np, n_steps, positive, empty, empty, idx, coef)
-        return torch.from_numpy(idx), C
-    idx, _ = _torch.gram_pursuit(C, G, n_steps, positive)
+        coef = np.empty((n, n_steps), dtype=C.dtype)
+        empty = np.empty(0, dtype=C.dtype)
+        _numba.gram_pursuit(C, gram_matrix(D_np), n_steps, positive, empty, empty, idx, coef)
+        return torch.from_numpy(idx), torch.from_numpy(C)
+    C = R @ D.T
+    idx, _ = _torch.gram_pursuit(C, D @ D.T, n_steps, positive)
     return idx, C
 
 
@@ -83,3 +85,18 @@ def unrolled_loss(D, bias, X, n_steps, positive):
             a = a.clamp_min(0)
         r = r - a.unsqueeze(1) * D[j]
     return (r * r).sum(dim=1).mean()
+
+
+def pursuit_loss(D, bias, X, idx, positive):
+    """Mean squared residual along fixed selections, and the coefficients.
+
+    On CPU the numba kernels of ``_mp_numba`` (no gathered atom tensor); on
+    other devices ``recompute_residual`` under autograd. Same loss and gradients.
+    """
+    if X.device.type == "cpu":
+        from ._mp_numba import pursuit_residual_sq
+
+        resid_sq, coef = pursuit_residual_sq(D, bias, X, idx, positive)
+        return resid_sq.mean(), coef
+    residual, coef = recompute_residual(D, bias, X, idx, positive)
+    return (residual * residual).sum(dim=1).mean(), coef
