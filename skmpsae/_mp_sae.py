@@ -9,6 +9,7 @@ from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
 from ._pursuit._gram import gram_matrix
+from ._pursuit._threads import blas_threads
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -166,7 +167,8 @@ class MatchingPursuitSAE(BaseSAE):
         backend = "torch" if device.type == "cuda" else "numba"
         gram = arrays.get("gram")
         if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET // 2:
-            gram = arrays["gram"] = gram_matrix(D)
+            with blas_threads(D.shape[0] ** 2 * D.shape[1] // 2):
+                gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
                       gram=gram, backend=backend, device=device)
 

@@ -14,6 +14,7 @@ from sklearn.utils import check_array
 from .._compat import Interval, StrOptions, validate_params
 from . import _numpy
 from ._gram import gram_matrix
+from ._threads import blas_threads
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 
@@ -98,7 +99,8 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
                             gram=gram, plan=plan, device=device)
     if plan.use_gram and gram is None:
-        gram = gram_matrix(D)
+        with blas_threads(n_components * n_components * n_features // 2):
+            gram = gram_matrix(D)
     engine = _numpy_engine(backend)
     empty = np.empty(0, dtype=X.dtype)
     for start in range(0, n, plan.chunk_rows):
@@ -109,7 +111,8 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
             rsq = np.einsum("ij,ij->i", R, R)
             thresh = (tol * rsq).astype(X.dtype)
         if plan.use_gram:
-            C = np.ascontiguousarray(R @ D.T)
+            with blas_threads((stop - start) * n_components * n_features):
+                C = np.ascontiguousarray(R @ D.T)
             engine(C, gram, n_steps, positive, thresh, rsq, idx[start:stop], coef[start:stop])
         else:
             _numpy.product_pursuit(R, D, n_steps, positive, thresh, idx[start:stop],
@@ -137,7 +140,8 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     from ._numba import gram_pursuit
 
     if gram is None:
-        gram = gram_matrix(D)
+        with blas_threads(n_components * n_components * n_features // 2):
+            gram = gram_matrix(D)
     Z = np.empty((n, n_components), dtype=X.dtype)
     empty = np.empty(0, dtype=X.dtype)
     for start in range(0, n, plan.chunk_rows):
@@ -147,7 +151,8 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         if tol is not None:
             rsq = np.einsum("ij,ij->i", R, R)
             thresh = (tol * rsq).astype(X.dtype)
-        np.matmul(R, D.T, out=Z[start:stop])
+        with blas_threads((stop - start) * n_components * n_features):
+            np.matmul(R, D.T, out=Z[start:stop])
         idx = np.empty((stop - start, n_steps), dtype=np.int64)
         coef = np.empty((stop - start, n_steps), dtype=X.dtype)
         gram_pursuit(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,

@@ -22,51 +22,64 @@ def _select(C, rows, positive, stopped, last_j):
     return j, a
 
 
-def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out):
-    """Vectorised reference of the fused kernel; same arguments, same results."""
-    n = C.shape[0]
+def _step_loop(n, n_steps, positive, correlations, update, below_tol, idx_out, coef_out):
+    """The steps shared by both engines; they differ in where correlations come from.
+
+    ``correlations(stopped)`` gives the current correlations (n, n_components),
+    ``update(C, j, a, stopped)`` removes the picked atoms, ``below_tol()`` (or
+    None) says which samples reached the tolerance. Stopped samples repeat
+    their last index with a zero coefficient, as the numba kernel records them.
+    """
     rows = np.arange(n)
-    use_tol = thresh.shape[0] > 0
     stopped = np.zeros(n, dtype=bool)
     last_j = np.zeros(n, dtype=np.int64)
     for t in range(n_steps):
-        if use_tol:
-            stopped |= rsq <= thresh
+        if below_tol is not None:
+            stopped |= below_tol()
+        C = correlations(stopped)
         j, a = _select(C, rows, positive, stopped, last_j)
         idx_out[:, t] = j
         coef_out[:, t] = a
         last_j = j
         stopped |= a == 0
-        if use_tol:
-            cj = C[rows, j]
-            rsq -= a * ((cj + cj) - a * G[j, j])
-        live = np.flatnonzero(~stopped)
-        if live.size == 0:
+        update(C, j, a, stopped)
+        if stopped.all():
             idx_out[:, t + 1:] = j[:, None]
             coef_out[:, t + 1:] = 0
-            break
+            return
+
+
+def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out):
+    """Vectorised reference of the fused kernel; same arguments, same results."""
+    rows = np.arange(C.shape[0])
+    use_tol = thresh.shape[0] > 0
+
+    def update(C, j, a, stopped):
+        if use_tol:
+            cj = C[rows, j]
+            rsq[:] -= a * ((cj + cj) - a * G[j, j])
+        live = np.flatnonzero(~stopped)
         C[live] -= a[live, None] * G[j[live]]
+
+    _step_loop(C.shape[0], n_steps, positive, lambda stopped: C, update,
+               (lambda: rsq <= thresh) if use_tol else None, idx_out, coef_out)
 
 
 def product_pursuit(R, D, n_steps, positive, thresh, idx_out, coef_out):
     """Pursuit with one product ``R @ D.T`` per step; ``R`` is the residual, in place."""
     n = R.shape[0]
-    rows = np.arange(n)
-    use_tol = thresh.shape[0] > 0
-    stopped = np.zeros(n, dtype=bool)
-    last_j = np.zeros(n, dtype=np.int64)
-    for t in range(n_steps):
-        if use_tol:
-            stopped |= np.einsum("ij,ij->i", R, R) <= thresh
+
+    def correlations(stopped):
         live = np.flatnonzero(~stopped)
         C = np.zeros((n, D.shape[0]), dtype=R.dtype)
         C[live] = R[live] @ D.T
-        j, a = _select(C, rows, positive, stopped, last_j)
-        idx_out[:, t] = j
-        coef_out[:, t] = a
-        last_j = j
-        stopped |= a == 0
-        R -= a[:, None] * D[j]
+        return C
+
+    def update(C, j, a, stopped):
+        R[:] -= a[:, None] * D[j]
+
+    below_tol = (lambda: np.einsum("ij,ij->i", R, R) <= thresh) if thresh.shape[0] else None
+    _step_loop(n, n_steps, positive, correlations, update, below_tol, idx_out, coef_out)
 
 
 def naive_pursuit(X, D, n_steps, bias=None, positive=True, tol=None):

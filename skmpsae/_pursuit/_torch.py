@@ -18,49 +18,51 @@ def _select(C, rows, positive, stopped, last_j):
     return j, torch.where(stopped, torch.zeros_like(a), a)
 
 
+def _step_loop(like, n_steps, positive, correlations, update, below_tol):
+    # Same steps as the NumPy engines' loop; returns (idx, coef).
+    n, device = like.shape[0], like.device
+    rows = torch.arange(n, device=device)
+    idx = torch.zeros((n, n_steps), dtype=torch.int64, device=device)
+    coef = torch.zeros((n, n_steps), dtype=like.dtype, device=device)
+    stopped = torch.zeros(n, dtype=torch.bool, device=device)
+    last_j = torch.zeros(n, dtype=torch.int64, device=device)
+    for t in range(n_steps):
+        if below_tol is not None:
+            stopped |= below_tol()
+        C = correlations()
+        j, a = _select(C, rows, positive, stopped, last_j)
+        idx[:, t] = j
+        coef[:, t] = a
+        last_j = j
+        stopped |= a == 0
+        update(C, j, a)
+    return idx, coef
+
+
 @torch.no_grad()
 def gram_pursuit(C, G, n_steps, positive, thresh=None, rsq=None):
     """Pursuit by Gram updates on correlations ``C`` (modified in place).
 
     Returns ``(idx, coef)``, each (n_samples, n_steps).
     """
-    n = C.shape[0]
-    rows = torch.arange(n, device=C.device)
-    idx = torch.zeros((n, n_steps), dtype=torch.int64, device=C.device)
-    coef = torch.zeros((n, n_steps), dtype=C.dtype, device=C.device)
-    stopped = torch.zeros(n, dtype=torch.bool, device=C.device)
-    last_j = torch.zeros(n, dtype=torch.int64, device=C.device)
-    for t in range(n_steps):
-        if thresh is not None:
-            stopped |= rsq <= thresh
-        j, a = _select(C, rows, positive, stopped, last_j)
-        idx[:, t] = j
-        coef[:, t] = a
-        last_j = j
-        stopped |= a == 0
+    rows = torch.arange(C.shape[0], device=C.device)
+
+    def update(C, j, a):
         if thresh is not None:
             cj = C[rows, j]
-            rsq -= a * ((cj + cj) - a * G[j, j])
+            rsq.sub_(a * ((cj + cj) - a * G[j, j]))
         C.sub_(a[:, None] * G[j])
-    return idx, coef
+
+    below_tol = (lambda: rsq <= thresh) if thresh is not None else None
+    return _step_loop(C, n_steps, positive, lambda: C, update, below_tol)
 
 
 @torch.no_grad()
 def product_pursuit(R, D, n_steps, positive, thresh=None):
     """Pursuit with one product ``R @ D.T`` per step (``R`` modified in place)."""
-    n = R.shape[0]
-    rows = torch.arange(n, device=R.device)
-    idx = torch.zeros((n, n_steps), dtype=torch.int64, device=R.device)
-    coef = torch.zeros((n, n_steps), dtype=R.dtype, device=R.device)
-    stopped = torch.zeros(n, dtype=torch.bool, device=R.device)
-    last_j = torch.zeros(n, dtype=torch.int64, device=R.device)
-    for t in range(n_steps):
-        if thresh is not None:
-            stopped |= (R * R).sum(dim=1) <= thresh
-        j, a = _select(R @ D.T, rows, positive, stopped, last_j)
-        idx[:, t] = j
-        coef[:, t] = a
-        last_j = j
-        stopped |= a == 0
+
+    def update(C, j, a):
         R.sub_(a[:, None] * D[j])
-    return idx, coef
+
+    below_tol = (lambda: (R * R).sum(dim=1) <= thresh) if thresh is not None else None
+    return _step_loop(R, n_steps, positive, lambda: R @ D.T, update, below_tol)

@@ -15,6 +15,7 @@ import torch
 from .._pursuit import _numba, _torch
 from .._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit
 from .._pursuit._gram import gram_matrix
+from .._pursuit._threads import blas_threads
 
 __all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "unrolled_loss"]
 
@@ -36,11 +37,15 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
     if R.device.type == "cpu":
         # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
         D_np = D.contiguous().numpy()
-        C = R.numpy() @ D_np.T
+        n_components = D_np.shape[0]
+        with blas_threads(n * n_components * n_features):
+            C = R.numpy() @ D_np.T
+        with blas_threads(n_components * n_components * n_features // 2):
+            G = gram_matrix(D_np)
         idx = np.empty((n, n_steps), dtype=np.int64)
         coef = np.empty((n, n_steps), dtype=C.dtype)
         empty = np.empty(0, dtype=C.dtype)
-        _numba.gram_pursuit(C, gram_matrix(D_np), n_steps, positive, empty, empty, idx, coef)
+        _numba.gram_pursuit(C, G, n_steps, positive, empty, empty, idx, coef)
         return torch.from_numpy(idx), torch.from_numpy(C)
     C = R @ D.T
     idx, _ = _torch.gram_pursuit(C, D @ D.T, n_steps, positive)
