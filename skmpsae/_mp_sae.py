@@ -36,12 +36,14 @@ class MatchingPursuitSAE(BaseSAE):
         Pursuit steps in training, and the default sparsity of ``transform``.
     positive_code : bool, default=True
         Non-negative codes (the paper's MP-SAE); False gives signed MP.
-    max_iter : int, default=100
+    max_iter : int, default=50
         Training epochs.
     batch_size : int, default=256
         Samples per optimizer step.
-    learning_rate : float, default=2e-3
-        Peak Adam learning rate; decays to ``2e-3 * learning_rate``.
+    learning_rate : float, default=5e-3
+        Peak Adam learning rate; decays to ``2e-3 * learning_rate``. Chosen by
+        a sweep on digits and natural-image patches (raw and unit-norm rows):
+        5e-3 to 1e-2 gave the best held-out R^2, 5e-4 about 0.01 less.
     warmup : float, default=0.05
         Share of the optimizer steps spent in linear warmup.
     init : {"data", "random"}, default="data"
@@ -103,7 +105,7 @@ class MatchingPursuitSAE(BaseSAE):
     }
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, positive_code=True,
-                 max_iter=100, batch_size=256, learning_rate=2e-3, warmup=0.05, init="data",
+                 max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
                  random_state=None, device="auto", verbose=0):
         self.n_components = n_components

@@ -566,3 +566,22 @@ def test_float32_input_with_float64_dictionary_not_mutated():
     assert D64.dtype == np.float64
     assert_array_equal(D64, D0)
     assert_array_equal(b64, b0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_kernel_matches_reference(monkeypatch, dtype):
+    # Small problems run the kernel on one thread; force the parallel path.
+    import numba
+
+    monkeypatch.setattr("skmpsae._pursuit._threads._SERIAL_KERNEL_BELOW", 0)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here")
+    numba.set_num_threads(2)
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((131, 20)).astype(dtype)
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.standard_normal((97, 20)).astype(dtype)
+    for tol in (None, 0.3):
+        ref = mp_encode(X, D, n_steps=9, tol=tol, gram=D @ D.T, backend="numpy")
+        got = mp_encode(X, D, n_steps=9, tol=tol, gram=D @ D.T, backend="numba")
+        assert_array_equal(got, ref)

@@ -200,3 +200,20 @@ def test_recompute_matches_literal_loop_values(positive):
         assert_close(coef[:, t], a, rtol=1e-12, atol=1e-12)
         r = r - a.unsqueeze(1) * D[idx[rows, t]]
     assert_close(residual, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
+def test_numba_kernels_on_several_threads(monkeypatch, positive):
+    # Small problems run the kernels on one thread; force the parallel path
+    # (per-thread gradient buffers of the backward kernel) on a small one.
+    import numba
+
+    monkeypatch.setattr("skmpsae._pursuit._threads._SERIAL_KERNEL_BELOW", 0)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here")
+    numba.set_num_threads(2)
+    D, b, X, _ = make_batch(48, 16, 80, torch.float64, seed=5)
+    fast = fast_loss_and_grads(D, b, X, 6, positive, engine="numba")
+    ref = unrolled_loss_and_grads(D, b, X, 6, positive)
+    for key in ("loss", "gD", "gb"):
+        assert_close(fast[key], ref[key], **TOLS[torch.float64])

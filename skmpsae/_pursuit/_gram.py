@@ -4,6 +4,8 @@ import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
+from ._threads import kernel_threads
+
 __all__ = ["gram_matrix"]
 
 _TILE = 64
@@ -31,5 +33,6 @@ def gram_matrix(D):
     # syrk fills the upper triangle of a Fortran-ordered result, which read in
     # C order is the lower triangle of the transpose (the same matrix).
     G = syrk(1.0, np.ascontiguousarray(D)).T
-    _mirror_lower(G)
+    with kernel_threads(G.size):
+        _mirror_lower(G)
     return G

@@ -16,6 +16,8 @@ bit for bit.
 import numba as nb
 import numpy as np
 
+from ._threads import kernel_threads
+
 __all__ = ["gram_pursuit", "scatter_codes"]
 
 _INT_OF = {4: np.int32, 8: np.int64}
@@ -143,6 +145,7 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_
     """
     int_type = _INT_OF[C.dtype.itemsize]
     info = np.iinfo(int_type)
-    _gram_pursuit(C, C.view(int_type), int_type(info.max), int_type(info.bits - 1),
-                  int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out, coef_out,
-                  write_codes)
+    with kernel_threads(C.shape[0] * C.shape[1] * n_steps):
+        _gram_pursuit(C, C.view(int_type), int_type(info.max), int_type(info.bits - 1),
+                      int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
+                      coef_out, write_codes)

@@ -1,18 +1,23 @@
-"""BLAS thread policy around the products that precede numba kernels.
+"""Thread policy for the BLAS products and numba kernels of small problems.
 
 OpenBLAS worker threads keep spinning for a while after a product; on a
 machine with few cores they then compete with the numba (and torch) threads
 that run next. Below about 2e9 multiply-adds a product is faster on one BLAS
 thread than the contention costs (measured: a 256 x 64 x 512 training step is
 13x faster, 1024 x 256 x 2048 is 2.4x faster; 4096 x 768 x 6144 is 1.4x slower).
+Likewise a numba kernel with little work pays more for waking and joining its
+threads than it gains (5 epochs on 16000 x 64 patches: 0.57 s on one thread,
+0.67 s on two), and a join waits a whole time slice when another process has
+the core, so small kernels run on the calling thread.
 """
 
 import functools
 from contextlib import nullcontext
 
-__all__ = ["blas_threads"]
+__all__ = ["blas_threads", "kernel_threads"]
 
 _SERIAL_BELOW = 2e9
+_SERIAL_KERNEL_BELOW = 1e7  # element updates, a few milliseconds on one core
 
 
 @functools.cache
@@ -27,3 +32,23 @@ def blas_threads(multiply_adds):
     if multiply_adds >= _SERIAL_BELOW:
         return nullcontext()
     return _controller().limit(limits=1, user_api="blas")
+
+
+class _OneNumbaThread:
+    def __enter__(self):
+        import numba
+
+        self._previous = numba.get_num_threads()
+        numba.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import numba
+
+        numba.set_num_threads(self._previous)
+
+
+def kernel_threads(element_updates):
+    """Context running numba parallel kernels on one thread below ~1e7 element updates."""
+    if element_updates >= _SERIAL_KERNEL_BELOW:
+        return nullcontext()
+    return _OneNumbaThread()

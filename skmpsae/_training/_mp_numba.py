@@ -17,6 +17,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from .._pursuit._threads import kernel_threads
+
 __all__ = ["pursuit_residual_sq"]
 
 
@@ -85,7 +87,8 @@ class _PursuitResidualSq(torch.autograd.Function):
         idx_np = idx.contiguous().numpy()
         resid_sq = np.empty(X_np.shape[0], dtype=X_np.dtype)
         corr = np.empty(idx_np.shape, dtype=X_np.dtype)
-        _forward(X_np, b_np, D_np, idx_np, positive, resid_sq, corr)
+        with kernel_threads(idx_np.size * X_np.shape[1] * 2):
+            _forward(X_np, b_np, D_np, idx_np, positive, resid_sq, corr)
         coef = np.maximum(corr, 0) if positive else corr.copy()
         ctx.arrays = (D_np, b_np, X_np, idx_np, corr)
         ctx.positive = positive
@@ -96,11 +99,13 @@ class _PursuitResidualSq(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_resid_sq, grad_coef):
         D_np, b_np, X_np, idx_np, corr = ctx.arrays
-        n_parts = max(1, min(nb.get_num_threads(), X_np.shape[0]))
-        dD_parts = np.zeros((n_parts,) + D_np.shape, dtype=D_np.dtype)
-        db_parts = np.zeros((n_parts, D_np.shape[1]), dtype=D_np.dtype)
         grad_out = np.ascontiguousarray(grad_resid_sq.detach().numpy(), dtype=X_np.dtype)
-        _backward(X_np, b_np, D_np, idx_np, corr, ctx.positive, grad_out, dD_parts, db_parts)
+        with kernel_threads(idx_np.size * X_np.shape[1] * 6):
+            n_parts = max(1, min(nb.get_num_threads(), X_np.shape[0]))
+            dD_parts = np.zeros((n_parts,) + D_np.shape, dtype=D_np.dtype)
+            db_parts = np.zeros((n_parts, D_np.shape[1]), dtype=D_np.dtype)
+            _backward(X_np, b_np, D_np, idx_np, corr, ctx.positive, grad_out, dD_parts,
+                      db_parts)
         return (torch.from_numpy(dD_parts.sum(axis=0)), torch.from_numpy(db_parts.sum(axis=0)),
                 None, None, None)
 
