@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import metrics
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import resolve_device, validate_loaded_device
+from ._validation import naming
 
 __all__ = ["BaseSAE"]
 
@@ -123,7 +124,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         from ._training._schedule import warmup_cosine
 
-        X = validate_data(self, X, dtype=_FLOATS)
+        with naming("X"):
+            X = validate_data(self, X, dtype=_FLOATS)
         n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
         schedule = warmup_cosine(self.max_iter * n_batches, self.warmup)
         self._train(X, n_epochs=self.max_iter, schedule=schedule, fresh=True)
@@ -148,7 +150,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         from ._training._schedule import constant
 
         fresh = not hasattr(self, "components_")
-        X = validate_data(self, X, dtype=_FLOATS, reset=fresh)
+        with naming("X"):
+            X = validate_data(self, X, dtype=_FLOATS, reset=fresh)
         if not fresh:
             X = X.astype(self.components_.dtype, copy=False)
         self._train(X, n_epochs=1, schedule=constant, fresh=fresh)
@@ -207,7 +210,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _validate_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=_FLOATS, reset=False)
+        with naming("X"):
+            return validate_data(self, X, dtype=_FLOATS, reset=False)
 
     def transform(self, X, n_steps=None):
         """Sparse codes of ``X``.
@@ -245,7 +249,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Reconstructed samples, in the dtype of the codes.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=_FLOATS, input_name="X")
+        with naming("X"):
+            Z = check_array(X, dtype=_FLOATS, input_name="X")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but {type(self).__name__} has "

@@ -131,11 +131,12 @@ def test_failure_midway_keeps_previous_fit(digits, monkeypatch):
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.array([[np.nan] * 64]), "NaN"),
-        (np.array([[np.inf] * 64]), "infinity"),
-        (np.zeros((0, 64)), "0 sample"),
-        (np.array([["a"] * 64]), "dtype|convert|string"),
-        (np.ones((3, 64)) * 1j, "Complex"),
+        (np.array([[np.nan] * 64]), "Input X contains NaN"),
+        (np.array([[np.inf] * 64]), "Input X contains infinity"),
+        (np.zeros((0, 64)), "^X: Found array with 0 sample"),
+        (np.array([["a"] * 64]), "^X: could not convert string to float"),
+        (np.ones((3, 64)) * 1j, "^X: Complex data not supported"),
+        (np.ones(64), "^X: Expected 2D array"),
     ],
 )
 def test_bad_training_input(X, match):

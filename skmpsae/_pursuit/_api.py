@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .._compat import Interval, StrOptions, validate_params
+from .._validation import naming
 from . import _numpy
 from ._gram import gram_matrix
 from ._threads import blas_threads
@@ -171,15 +172,9 @@ def densify(idx, coef, n_components):
 
 
 def _as_float_array(value, name, dtype):
-    try:
+    with naming(name):
         return check_array(value, dtype=dtype, input_name=name, ensure_min_samples=1,
                            ensure_min_features=1, copy=False, order="C")
-    except (ValueError, TypeError) as exc:
-        # scikit-learn names the input only in some messages; always say which.
-        message = str(exc)
-        if not message.startswith(f"{name}:"):
-            raise type(exc)(f"{name}: {message}") from exc
-        raise
 
 
 def check_dictionary(dictionary, dtype, n_features):
