@@ -168,7 +168,8 @@ class MatchingPursuitSAE(BaseSAE):
         device = resolve_device(self.device)
         backend = "torch" if device.type == "cuda" else "numba"
         gram = arrays.get("gram")
-        if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET // 2:
+        # Cached when it fits the budget; otherwise pursuit uses per-step products.
+        if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET:
             with blas_threads(D.shape[0] ** 2 * D.shape[1] // 2):
                 gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,

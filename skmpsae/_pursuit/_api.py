@@ -145,8 +145,12 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
             gram = gram_matrix(D)
     Z = np.empty((n, n_components), dtype=X.dtype)
     empty = np.empty(0, dtype=X.dtype)
-    for start in range(0, n, plan.chunk_rows):
-        stop = min(start + plan.chunk_rows, n)
+    # The correlations live in the output, so a chunk's workspace is only its
+    # centred samples and selections: chunks can be long (fewer, larger GEMMs).
+    per_row = (n_features + 2 * n_steps) * 8
+    chunk_rows = int(np.clip(_CHUNK_BYTES["numba"] // per_row, 1, n))
+    for start in range(0, n, chunk_rows):
+        stop = min(start + chunk_rows, n)
         R = X[start:stop] - bias if bias is not None else X[start:stop]
         thresh, rsq = empty, empty
         if tol is not None:
