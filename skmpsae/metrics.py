@@ -24,8 +24,8 @@ def fvu(X, X_hat):
     Examples
     --------
     >>> from skmpsae.metrics import fvu
-    >>> fvu([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]])
-    0.25
+    >>> fvu([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]])  # 2 / 4
+    0.5
     """
     X, X_hat = _pair(X, X_hat)
     err = float(((X - X_hat) ** 2).sum())
@@ -43,7 +43,7 @@ def r2_score(X, X_hat):
     Examples
     --------
     >>> from skmpsae.metrics import r2_score
-    >>> r2_score([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]])
+    >>> r2_score([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [2.0, 1.0]])  # 1 - 1 / 4
     0.75
     """
     return 1.0 - fvu(X, X_hat)
@@ -75,4 +75,4 @@ def dead_fraction(Z):
     0.3333333333333333
     """
     Z = _codes(Z)
-    return float(1.0 - np.count_nonzero(Z.any(axis=0)) / Z.shape[1])
+    return float(np.count_nonzero(~Z.any(axis=0)) / Z.shape[1])
