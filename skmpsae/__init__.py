@@ -4,7 +4,24 @@ from ._pursuit import mp_encode
 
 __version__ = "0.1.0"
 
-__all__ = ["MatchingPursuitSAE", "__version__", "load", "mp_encode"]
+__all__ = [
+    "BatchTopKSAE",
+    "MatchingPursuitSAE",
+    "MatryoshkaSAE",
+    "ReLUSAE",
+    "TopKSAE",
+    "__version__",
+    "load",
+    "mp_encode",
+]
+
+_ESTIMATORS = {
+    "MatchingPursuitSAE": "._mp_sae",
+    "TopKSAE": "._topk_sae",
+    "BatchTopKSAE": "._topk_sae",
+    "MatryoshkaSAE": "._matryoshka_sae",
+    "ReLUSAE": "._relu_sae",
+}
 
 
 def load(path):
@@ -28,8 +45,8 @@ def load(path):
 
 def __getattr__(name):
     # Estimators import torch; keep ``import skmpsae`` light until one is used.
-    if name == "MatchingPursuitSAE":
-        from ._mp_sae import MatchingPursuitSAE
+    if name in _ESTIMATORS:
+        import importlib
 
-        return MatchingPursuitSAE
+        return getattr(importlib.import_module(_ESTIMATORS[name], __name__), name)
     raise AttributeError(f"module 'skmpsae' has no attribute {name!r}")

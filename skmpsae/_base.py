@@ -56,8 +56,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    #: Names of the trained arrays; each is exposed as a fitted ``name + "_"``.
+    #: Names of the fitted arrays; each is exposed as a fitted ``name + "_"``.
     _array_names = ("components", "bias")
+    #: Those of ``_array_names`` that hooks update and the optimizer does not.
+    _buffer_names = ()
 
     # ------------------------------------------------------------------ hooks
     def _init_arrays(self, X, n_components, rng):  # pragma: no cover - abstract
@@ -175,7 +177,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             optimizer_state, step = self._optimizer_state, self._n_steps
             loss_curve, n_iter = list(self.loss_curve_), self.n_iter_
         state = TrainState(arrays, learning_rate=self.learning_rate, device=device,
-                           optimizer_state=optimizer_state, step=step)
+                           optimizer_state=optimizer_state, step=step,
+                           buffer_names=self._buffer_names)
         n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
         progress = tqdm(total=n_epochs * n_batches, disable=not self.verbose,
                         desc=type(self).__name__, unit="batch")

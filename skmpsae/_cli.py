@@ -1,9 +1,10 @@
-"""The main job: train SAEs on a real data set and compare them.
+"""The main job: train SAEs on a real data set and compare them at equal k.
 
-``python -m skmpsae --data digits`` trains on scikit-learn's digits (or
-``--data patches`` for natural-image patches, or a ``.npy`` file of
-embeddings), prints an R^2 / L0 table on held-out samples and the R^2 vs
-``n_steps`` curve, and saves a plot.
+``python -m skmpsae --data digits`` trains MP-SAE, TopK, BatchTopK, Matryoshka
+and ReLU SAEs (same k, same dictionary size, default training) on
+scikit-learn's digits (or ``--data patches`` for natural-image patches, or a
+``.npy`` file of embeddings), prints an R^2 / L0 table on held-out samples and
+each SAE's R^2 vs ``n_steps`` curve, and saves a plot of the curves.
 """
 
 import argparse
@@ -37,19 +38,30 @@ def _load(data, random_state):
     return X.astype(np.float32, copy=False), f"{path.name} {X.shape}"
 
 
-def _estimators(args):
-    from ._mp_sae import MatchingPursuitSAE
+SAES = {
+    "MP-SAE": "MatchingPursuitSAE",
+    "TopK": "TopKSAE",
+    "BatchTopK": "BatchTopKSAE",
+    "Matryoshka": "MatryoshkaSAE",
+    "ReLU": "ReLUSAE",
+}
 
-    common = dict(n_components=args.n_components, k=args.k, random_state=args.random_state,
-                  verbose=args.verbose)
-    if args.max_iter is not None:
-        common["max_iter"] = args.max_iter
-    return {"MP-SAE": MatchingPursuitSAE(**common)}
+
+def estimators(k, *, n_components=None, max_iter=None, random_state=0, verbose=0, only=None):
+    """Every SAE (or those named in ``only``) at sparsity ``k``, default training."""
+    import skmpsae
+
+    common = dict(n_components=n_components, k=k, random_state=random_state, verbose=verbose)
+    if max_iter is not None:
+        common["max_iter"] = max_iter
+    return {label: getattr(skmpsae, name)(**common) for label, name in SAES.items()
+            if only is None or label in only}
 
 
 def _curve(est, X, steps):
     from .metrics import r2_score
 
+    steps = [min(s, est.n_components_) for s in steps]
     return [r2_score(X, est.inverse_transform(est.transform(X, n_steps=s))) for s in steps]
 
 
@@ -89,6 +101,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=None, help="epochs (estimator default)")
     parser.add_argument("--plot", default="skmpsae_r2_vs_steps.png", help="PNG to write")
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--sae", nargs="+", choices=list(SAES), default=None,
+                        help="SAEs to compare (default: all)")
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -101,7 +115,9 @@ def main(argv=None):
     print(f"data: {title}; train {X_train.shape}, test {X_test.shape}")
     steps = [s for s in _STEPS if s <= 8 * args.k]
     rows, curves = [], {}
-    for name, est in _estimators(args).items():
+    saes = estimators(args.k, n_components=args.n_components, max_iter=args.max_iter,
+                      random_state=args.random_state, verbose=args.verbose, only=args.sae)
+    for name, est in saes.items():
         start = time.perf_counter()
         est.fit(X_train)
         seconds = time.perf_counter() - start
@@ -109,13 +125,14 @@ def main(argv=None):
         rows.append((name, est.n_components_, r2_score(X_test, est.inverse_transform(Z)),
                      l0(Z), dead_fraction(est.transform(X_train)), seconds))
         curves[name] = _curve(est, X_test, steps)
-    print(f"\n{'SAE':<10}{'atoms':>7}{'R2':>9}{'L0':>7}{'dead':>7}{'fit s':>8}")
+    print(f"\n{'SAE':<12}{'atoms':>7}{'R2':>9}{'L0':>7}{'dead':>7}{'fit s':>8}")
     for name, atoms, r2, sparsity, dead, seconds in rows:
-        print(f"{name:<10}{atoms:>7}{r2:>9.4f}{sparsity:>7.2f}{dead:>7.3f}{seconds:>8.1f}")
-    print(f"\nR2 on the test set vs n_steps at inference (trained k={args.k}):")
-    print(f"{'SAE':<10}" + "".join(f"{s:>8}" for s in steps))
+        print(f"{name:<12}{atoms:>7}{r2:>9.4f}{sparsity:>7.2f}{dead:>7.3f}{seconds:>8.1f}")
+    print(f"\nR2 on the test set vs n_steps at inference (trained k={args.k}; for the")
+    print("linear-encoder SAEs, n_steps = m keeps the m largest activations):")
+    print(f"{'SAE':<12}" + "".join(f"{s:>8}" for s in steps))
     for name, values in curves.items():
-        print(f"{name:<10}" + "".join(f"{v:>8.4f}" for v in values))
+        print(f"{name:<12}" + "".join(f"{v:>8.4f}" for v in values))
     print()
     _plot(curves, steps, args.k, f"{title}: R² vs inference steps", args.plot)
     return 0

@@ -28,9 +28,9 @@ _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "fe
 
 
 def _registry():
-    from ._mp_sae import MatchingPursuitSAE
+    import skmpsae
 
-    return {cls.__name__: cls for cls in (MatchingPursuitSAE,)}
+    return {name: getattr(skmpsae, name) for name in skmpsae._ESTIMATORS}
 
 
 def _jsonable(value):

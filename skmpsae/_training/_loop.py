@@ -15,15 +15,22 @@ __all__ = ["EpochResult", "TrainState", "run_epoch"]
 
 
 class TrainState:
-    """Parameters being trained, their optimizer and the step counter."""
+    """Parameters being trained, their optimizer, buffers and the step counter.
 
-    def __init__(self, arrays, *, learning_rate, device, optimizer_state=None, step=0):
-        self.params = {
-            name: torch.nn.Parameter(torch.as_tensor(np.ascontiguousarray(value)).to(device))
-            for name, value in arrays.items()
-        }
+    ``params`` holds every array by name: the trained ones as ``nn.Parameter``
+    and the ``buffer_names`` (state such as thresholds or penalty weights,
+    updated by the estimator's hooks) as plain tensors outside the optimizer.
+    """
+
+    def __init__(self, arrays, *, learning_rate, device, optimizer_state=None, step=0,
+                 buffer_names=()):
+        self.params = {}
+        for name, value in arrays.items():
+            tensor = torch.as_tensor(np.ascontiguousarray(value)).to(device)
+            self.params[name] = tensor if name in buffer_names else torch.nn.Parameter(tensor)
         self.learning_rate = learning_rate
-        self.optimizer = torch.optim.Adam(self.params.values(), lr=learning_rate)
+        trained = [p for name, p in self.params.items() if name not in buffer_names]
+        self.optimizer = torch.optim.Adam(trained, lr=learning_rate)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
         self.step = step
