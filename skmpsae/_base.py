@@ -26,6 +26,7 @@ from ._validation import naming
 __all__ = ["BaseSAE"]
 
 _FLOATS = [np.float64, np.float32]
+_NO_LIMIT = float("inf")
 
 
 class _Cache:
@@ -162,6 +163,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _train(self, X, *, n_epochs, schedule, fresh):
         from tqdm.auto import tqdm
 
+        from ._pursuit._threads import torch_threads
         from ._training._loop import TrainState, run_epoch
 
         device = resolve_device(self.device)
@@ -182,10 +184,13 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
         progress = tqdm(total=n_epochs * n_batches, disable=not self.verbose,
                         desc=type(self).__name__, unit="batch")
+        batch_work = min(self.batch_size, X.shape[0]) * n_components * X.shape[1]
         try:
             for epoch in range(n_epochs):
-                result = run_epoch(self, state, X, rng=rng, schedule=schedule, epoch=n_iter,
-                                   n_components=n_components, progress=progress)
+                with torch_threads(batch_work if device.type == "cpu" else _NO_LIMIT):
+                    result = run_epoch(self, state, X, rng=rng, schedule=schedule,
+                                       epoch=n_iter, n_components=n_components,
+                                       progress=progress)
                 self._end_epoch(state, X, result, epoch=n_iter, last=epoch == n_epochs - 1,
                                 rng=rng)
                 loss_curve.append(result.loss)
