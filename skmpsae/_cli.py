@@ -81,6 +81,8 @@ def _plot(curves, steps, k, title, path):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("n_steps at inference (L0)")
     ax.set_ylabel("R² on held-out samples")
+    # A TopK SAE far from its k can reach very negative R²; keep the top readable.
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -0.25))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
