@@ -1,9 +1,24 @@
-"""Real data sets available offline, shaped for SAE training."""
+"""Data sets for SAEs: real data available offline, and the synthetic concept hierarchy."""
+
+from collections.abc import Mapping
+from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 
-__all__ = ["load_image_patches"]
+from ._compat import Interval, validate_params
+from .metrics._checks import check_atoms
+
+__all__ = [
+    "ConceptTree",
+    "HierarchicalConcepts",
+    "HierarchyRecovery",
+    "hierarchy_recovery",
+    "load_image_patches",
+    "make_hierarchical_concepts",
+]
 
 
 def load_image_patches(patch_size=8, n_patches=20000, *, remove_mean=True, random_state=0):
@@ -51,3 +66,376 @@ def load_image_patches(patch_size=8, n_patches=20000, *, remove_mean=True, rando
     if remove_mean:
         X -= X.mean(axis=1, keepdims=True)
     return X
+
+
+# ------------------------------------------------------- synthetic hierarchy
+class ConceptTree(NamedTuple):
+    """Indices of the concepts of :func:`make_hierarchical_concepts`, by role.
+
+    Concepts are numbered depth first: each parent, then its children, then
+    the next parent; the standalone concepts come last.
+    """
+
+    #: Index of each parent concept, shape (n_parents,).
+    parents: np.ndarray
+    #: Indices of the children of each parent: one array of shape (n_children,) per parent.
+    children: tuple
+    #: Index of each standalone concept, shape (n_standalone,).
+    standalone: np.ndarray
+
+
+class HierarchicalConcepts(NamedTuple):
+    """Output of :func:`make_hierarchical_concepts`."""
+
+    #: Samples, shape (n_samples, n_features).
+    X: np.ndarray
+    #: True activation of each concept in each sample, shape (n_samples, n_concepts).
+    activations: np.ndarray
+    #: Unit-norm direction of each concept, shape (n_concepts, n_features).
+    directions: np.ndarray
+    #: Which concepts are parents, children (per parent) and standalone.
+    tree: ConceptTree
+
+
+def _layout(n_parents, n_children, n_standalone):
+    parents = np.arange(n_parents) * (n_children + 1)
+    children = tuple(parent + 1 + np.arange(n_children) for parent in parents)
+    standalone = n_parents * (n_children + 1) + np.arange(n_standalone)
+    return ConceptTree(parents, children, standalone)
+
+
+def _level_groups(tree):
+    """Groups of concepts that share a level: the top level, and each set of siblings."""
+    return [np.concatenate([tree.parents, tree.standalone]), *tree.children]
+
+
+def _equicorrelated(Q, epsilon):
+    """Unit rows mixing orthonormal rows ``Q`` so that every pair has cosine ``epsilon``.
+
+    Multiplies by the square root ``a I + b 11^T`` of the target Gram matrix
+    ``(1 - epsilon) I + epsilon 11^T``; row ``i`` is ``(a + b) q_i + b sum_{j != i} q_j``.
+    """
+    m = Q.shape[0]
+    a = np.sqrt(1.0 - epsilon)
+    b = (np.sqrt(1.0 + (m - 1) * epsilon) - a) / m
+    return a * Q + b * Q.sum(axis=0)
+
+
+def _directions(tree, n_features, epsilon, rng):
+    n_concepts = len(tree.parents) * (1 + len(tree.children[0])) + len(tree.standalone)
+    basis = np.linalg.qr(rng.standard_normal((n_features, n_concepts)))[0].T  # orthonormal rows
+    directions = basis.copy()
+    for group in _level_groups(tree):
+        directions[group] = _equicorrelated(basis[group], epsilon)
+    return directions
+
+
+def _categorical(probability, count, n, rng):
+    """``n`` draws among ``count`` options of ``probability`` each, or ``count`` (none)."""
+    weights = np.append(np.full(count, probability), max(0.0, 1.0 - count * probability))
+    return rng.choice(count + 1, size=n, p=weights / weights.sum())
+
+
+def _activations(tree, n_samples, probabilities, magnitude, magnitude_std, rng):
+    p_parent, p_child, p_standalone = probabilities
+    n_parents, n_standalone = len(tree.parents), len(tree.standalone)
+    top_concepts = np.concatenate([tree.parents, tree.standalone])
+    weights = np.append(np.full(n_parents, p_parent), np.full(n_standalone, p_standalone))
+    weights = np.append(weights, max(0.0, 1.0 - weights.sum()))
+    top = rng.choice(weights.size, size=n_samples, p=weights / weights.sum())
+    active = np.zeros((n_samples, top_concepts.size + n_parents * len(tree.children[0])), bool)
+    rows = np.flatnonzero(top < top_concepts.size)
+    active[rows, top_concepts[top[rows]]] = True
+    rows = np.flatnonzero(top < n_parents)
+    child = _categorical(p_child, len(tree.children[0]), rows.size, rng)
+    keep = child < len(tree.children[0])
+    active[rows[keep], np.stack(tree.children)[top[rows[keep]], child[keep]]] = True
+    # The floor keeps an active concept active (the normal law reaches 0 once in ~1e9 at 6 sd).
+    scale = np.maximum(rng.normal(magnitude, magnitude_std, active.shape), 0.01 * magnitude)
+    return active * scale
+
+
+def _check_probabilities(n_parents, n_children, n_standalone, probabilities):
+    p_parent, p_child, p_standalone = probabilities
+    top = n_parents * p_parent + n_standalone * p_standalone
+    # 1e-9 forgives rounding: the paper's 3 * 0.2 + 8 * 0.05 is 1.0000000000000002.
+    if top > 1.0 + 1e-9:
+        raise ValueError(
+            f"n_parents * parent_probability + n_standalone * standalone_probability = {top:g} "
+            "exceeds 1; one top-level concept at most is active per sample: lower them."
+        )
+    if n_children * p_child > 1.0 + 1e-9:
+        raise ValueError(
+            f"n_children * child_probability = {n_children * p_child:g} exceeds 1; one child "
+            "at most is active per parent: lower child_probability."
+        )
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_parents": [Interval(Integral, 1, None, closed="left")],
+        "n_children": [Interval(Integral, 1, None, closed="left")],
+        "n_standalone": [Interval(Integral, 0, None, closed="left")],
+        "n_features": [Interval(Integral, 1, None, closed="left"), None],
+        "parent_probability": [Interval(Real, 0, 1, closed="both")],
+        "child_probability": [Interval(Real, 0, 1, closed="both")],
+        "standalone_probability": [Interval(Real, 0, 1, closed="both")],
+        "epsilon": [Interval(Real, 0, 1, closed="left")],
+        "magnitude": [Interval(Real, 0, None, closed="neither")],
+        "magnitude_std": [Interval(Real, 0, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "dtype": [type, str, np.dtype],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_hierarchical_concepts(n_samples=10000, *, n_parents=3, n_children=3, n_standalone=8,
+                               n_features=None, parent_probability=0.2, child_probability=0.2,
+                               standalone_probability=0.05, epsilon=0.1, magnitude=1.5,
+                               magnitude_std=0.25, noise=0.0, dtype=np.float32,
+                               random_state=None):
+    """Samples of a two-level tree of concepts, the synthetic data of the MP-SAE paper.
+
+    Each sample activates at most one top-level concept: parent ``p`` with
+    probability ``parent_probability`` each, standalone concept ``s`` with
+    ``standalone_probability`` each, nothing with the remaining probability.
+    When a parent is active, at most one of its children is: each with
+    ``child_probability``, none with the rest (the paper's "none" child).
+    Children are thus mutually exclusive and never active without their
+    parent. An active concept's activation is ``N(magnitude, magnitude_std)``
+    (floored at ``0.01 * magnitude``), and::
+
+        X = activations @ directions + noise * N(0, I)
+
+    Directions start as a random orthonormal basis ``q_1 .. q_n`` and are
+    mixed within each level group: the top level (parents and standalone
+    concepts together) and each set of siblings. In a group of ``m``
+    concepts, ``d_i = a q_i + b sum_{j in group} q_j`` with ``a = sqrt(1 - epsilon)``
+    and ``b = (sqrt(1 + (m - 1) epsilon) - a) / m``: unit norm, cosine exactly
+    ``epsilon`` between any two concepts of the same group, and 0 between
+    groups, so every parent is orthogonal to its children (conditional
+    orthogonality). This is the paper's mixing ``(1 - e) q_i + e / (m - 1)
+    sum_{j != i} q_j``, renormalised, with ``e`` solved for the cosine (its
+    notebook's ``e = 0.3`` for 11 top-level concepts and ``0.0895`` for 3
+    siblings give 0.1).
+
+    The defaults are the paper's tree: 3 parents (0.2 each) with 3 children
+    (0.2 each, none 0.4) and 8 standalone concepts (0.05 each), 20 concepts
+    in 20 dimensions, magnitude ``1.5 + 0.25 N(0, 1)``, mean L0 of 1.36.
+
+    Parameters
+    ----------
+    n_samples : int, default=10000
+        Number of samples.
+    n_parents : int, default=3
+        Parent concepts.
+    n_children : int, default=3
+        Children of each parent.
+    n_standalone : int, default=8
+        Top-level concepts without children.
+    n_features : int, default=None
+        Dimension of ``X``, at least the number of concepts
+        ``n_parents * (1 + n_children) + n_standalone`` (its value when None).
+    parent_probability : float, default=0.2
+        Probability of each parent.
+    child_probability : float, default=0.2
+        Probability of each child given its parent.
+    standalone_probability : float, default=0.05
+        Probability of each standalone concept.
+    epsilon : float, default=0.1
+        Cosine between two concepts of the same level group, in [0, 1).
+    magnitude : float, default=1.5
+        Mean activation of an active concept.
+    magnitude_std : float, default=0.25
+        Its standard deviation.
+    noise : float, default=0.0
+        Standard deviation of Gaussian noise added to each feature.
+    dtype : {np.float32, np.float64}, default=np.float32
+        Dtype of the arrays returned.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the directions and the samples.
+
+    Returns
+    -------
+    data : HierarchicalConcepts
+        Named tuple ``(X, activations, directions, tree)``: samples (n_samples,
+        n_features), true activations (n_samples, n_concepts), unit-norm
+        directions (n_concepts, n_features), and the :class:`ConceptTree`
+        (indices of the parents, the children of each parent and the
+        standalone concepts; depth-first numbering).
+
+    See Also
+    --------
+    hierarchy_recovery : Structure errors of a learned dictionary on this data.
+
+    References
+    ----------
+    V. Costa, T. Fel, E. S. Lubana, B. Tolooshams, D. Ba, "From flat to
+    hierarchical: extracting sparse representations with matching pursuit",
+    NeurIPS 2025, arXiv 2506.03093 (synthetic experiment; tree of
+    github.com/mpsae/MP-SAE).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmpsae.datasets import make_hierarchical_concepts
+    >>> X, activations, directions, tree = make_hierarchical_concepts(1000, random_state=0)
+    >>> X.shape, activations.shape, directions.shape
+    ((1000, 20), (1000, 20), (20, 20))
+    >>> tree.parents, tree.children[0], tree.standalone[:3]
+    (array([0, 4, 8]), array([1, 2, 3]), array([12, 13, 14]))
+    >>> cosines = directions @ directions.T
+    >>> # siblings, two parents, a parent and its child
+    >>> print(np.round([cosines[1, 2], cosines[0, 4], cosines[0, 1]], 3))
+    [0.1 0.1 0. ]
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype}.")
+    probabilities = (parent_probability, child_probability, standalone_probability)
+    _check_probabilities(n_parents, n_children, n_standalone, probabilities)
+    tree = _layout(n_parents, n_children, n_standalone)
+    n_concepts = n_parents * (1 + n_children) + n_standalone
+    n_features = n_concepts if n_features is None else n_features
+    if n_features < n_concepts:
+        raise ValueError(f"n_features={n_features} is below the number of concepts "
+                         f"({n_concepts}); their orthonormal basis needs n_features >= "
+                         f"{n_concepts} (or None).")
+    rng = check_random_state(random_state)
+    directions = _directions(tree, n_features, epsilon, rng)
+    activations = _activations(tree, n_samples, probabilities, magnitude, magnitude_std, rng)
+    X = activations @ directions
+    if noise:
+        X += noise * rng.standard_normal(X.shape)
+    return HierarchicalConcepts(X.astype(dtype), activations.astype(dtype),
+                                directions.astype(dtype), tree)
+
+
+class HierarchyRecovery(NamedTuple):
+    """Output of :func:`hierarchy_recovery`."""
+
+    #: Mean squared cosine error over pairs of concepts of the same level group.
+    flat_error: float
+    #: Mean squared cosine error over (parent, child) pairs.
+    hierarchical_error: float
+    #: Cosine between each true direction and its matched atom, shape (n_concepts,).
+    matched_cosine: np.ndarray
+    #: Index of the atom matched to each concept, shape (n_concepts,).
+    assignment: np.ndarray
+    #: Cosines among the matched atoms, in concept order, shape (n_concepts, n_concepts).
+    learned_cosine: np.ndarray
+
+
+def _as_tree(tree, n_concepts):
+    if isinstance(tree, Mapping):
+        tree = ConceptTree(**{name: tree[name] for name in ConceptTree._fields})
+    parents, standalone = np.asarray(tree.parents, int), np.asarray(tree.standalone, int)
+    children = tuple(np.asarray(group, int) for group in tree.children)
+    if len(children) != parents.size:
+        raise ValueError(f"tree has {parents.size} parents but {len(children)} groups of "
+                         "children; give one (possibly empty) group per parent.")
+    every = np.concatenate([parents, standalone, *children])
+    if every.size and (every.min() < 0 or every.max() >= n_concepts):
+        raise ValueError(f"tree indices must lie in [0, {n_concepts}) (one per row of "
+                         f"directions), got {every.min()} to {every.max()}.")
+    return ConceptTree(parents, children, standalone)
+
+
+def _as_index(pairs):
+    """(rows, columns) index of a list of pairs, None when empty."""
+    return tuple(np.array(pairs, dtype=int).T) if pairs else None
+
+
+def _flat_pairs(tree):
+    """Pairs ``i < j`` within each level group."""
+    return _as_index([(group[i], group[j]) for group in _level_groups(tree)
+                      for i in range(len(group)) for j in range(i + 1, len(group))])
+
+
+def _hierarchical_pairs(tree):
+    """Each parent with each of its children."""
+    return _as_index([(parent, child)
+                      for parent, group in zip(tree.parents, tree.children, strict=True)
+                      for child in group])
+
+
+def _mean_at(values, index):
+    return float(values[index].mean()) if index is not None else float("nan")
+
+
+def hierarchy_recovery(dictionary, directions, tree):
+    """Match learned atoms to true concept directions and score the recovered structure.
+
+    Each true direction is matched to one distinct atom by the Hungarian
+    algorithm (``scipy.optimize.linear_sum_assignment``) maximising the sum
+    of ``|cos|``; a matched atom whose cosine is negative is flipped. With
+    ``S`` the cosines among the true directions and ``L`` those among their
+    matched atoms (both ``n_concepts x n_concepts``)::
+
+        flat_error         = mean over flat pairs of (L_ij - S_ij)^2
+        hierarchical_error = mean over (parent, child) pairs of (L_ij - S_ij)^2
+
+    Flat pairs are the pairs ``i < j`` within a level group: two top-level
+    concepts (parents and standalone concepts), or two siblings. Hierarchical
+    pairs are each parent with each of its children. A flat error means
+    interference within a level is lost or distorted (the paper finds
+    Matryoshka SAEs push siblings apart); a hierarchical error means children
+    are no longer orthogonal to their parent (feature absorption, as in ReLU
+    and BatchTopK SAEs). The paper finds MP-SAE keeps both low.
+
+    Parameters
+    ----------
+    dictionary : array-like of shape (n_atoms, n_features) or fitted SAE
+        Learned atoms as rows (an estimator's ``components_``), with
+        ``n_atoms >= n_concepts``; rows are scaled to unit norm.
+    directions : array-like of shape (n_concepts, n_features)
+        True directions, as returned by :func:`make_hierarchical_concepts`.
+    tree : ConceptTree or mapping
+        The tree of concepts, or a mapping with keys ``"parents"``,
+        ``"children"`` (one sequence per parent) and ``"standalone"``.
+
+    Returns
+    -------
+    result : HierarchyRecovery
+        Named tuple ``(flat_error, hierarchical_error, matched_cosine,
+        assignment, learned_cosine)``; an error is NaN when the tree has no
+        pair of its kind.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmpsae.datasets import hierarchy_recovery, make_hierarchical_concepts
+    >>> _, _, directions, tree = make_hierarchical_concepts(10, random_state=0)
+    >>> perfect = hierarchy_recovery(directions[::-1], directions, tree)  # order is irrelevant
+    >>> round(perfect.flat_error, 12), round(perfect.hierarchical_error, 12)
+    (0.0, 0.0)
+    >>> perfect.assignment[:4]
+    array([19, 18, 17, 16])
+    >>> absorbed = directions.copy()
+    >>> absorbed[1] = directions[0] + directions[1]  # a child atom absorbs its parent
+    >>> result = hierarchy_recovery(absorbed, directions, tree)
+    >>> bool(result.hierarchical_error > 0.01), float(result.matched_cosine[1].round(3))
+    (True, 0.707)
+    """
+    D = check_atoms(dictionary).astype(np.float64)
+    T = check_atoms(directions, name="directions").astype(np.float64)
+    if D.shape[1] != T.shape[1]:
+        raise ValueError(f"dictionary has {D.shape[1]} features but directions has "
+                         f"{T.shape[1]}; both must live in the same space.")
+    if D.shape[0] < T.shape[0]:
+        raise ValueError(f"dictionary has {D.shape[0]} atoms, fewer than the {T.shape[0]} "
+                         "true directions; each direction needs its own atom.")
+    tree = _as_tree(tree, T.shape[0])
+    cosine = T @ D.T  # (n_concepts, n_atoms)
+    concepts, atoms = linear_sum_assignment(np.abs(cosine), maximize=True)
+    signs = np.where(cosine[concepts, atoms] < 0, -1.0, 1.0)
+    matched = D[atoms] * signs[:, None]
+    squared = (matched @ matched.T - T @ T.T) ** 2
+    return HierarchyRecovery(
+        flat_error=_mean_at(squared, _flat_pairs(tree)),
+        hierarchical_error=_mean_at(squared, _hierarchical_pairs(tree)),
+        matched_cosine=np.abs(cosine[concepts, atoms]),
+        assignment=atoms,
+        learned_cosine=matched @ matched.T,
+    )

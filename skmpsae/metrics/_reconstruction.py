@@ -1,4 +1,4 @@
-"""Metrics of sparse codes and reconstructions: plain functions on array-likes."""
+"""Reconstruction and sparsity metrics: R^2, FVU, L0, dead latents."""
 
 import numpy as np
 from sklearn.utils import check_array
