@@ -15,7 +15,8 @@ second such job shares the two cores.
 """
 
 import functools
-from contextlib import nullcontext
+import importlib
+from contextlib import contextmanager, nullcontext
 
 __all__ = ["blas_threads", "kernel_threads", "torch_threads"]
 
@@ -37,41 +38,27 @@ def blas_threads(multiply_adds):
     return _controller().limit(limits=1, user_api="blas")
 
 
-class _OneNumbaThread:
-    def __enter__(self):
-        import numba
-
-        self._previous = numba.get_num_threads()
-        numba.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import numba
-
-        numba.set_num_threads(self._previous)
+@contextmanager
+def _one_thread(module_name):
+    # numba and torch share the get_num_threads/set_num_threads interface.
+    module = importlib.import_module(module_name)
+    previous = module.get_num_threads()
+    module.set_num_threads(1)
+    try:
+        yield
+    finally:
+        module.set_num_threads(previous)
 
 
 def kernel_threads(element_updates):
     """Context running numba parallel kernels on one thread below ~1e7 element updates."""
     if element_updates >= _SERIAL_KERNEL_BELOW:
         return nullcontext()
-    return _OneNumbaThread()
-
-
-class _OneTorchThread:
-    def __enter__(self):
-        import torch
-
-        self._previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self._previous)
+    return _one_thread("numba")
 
 
 def torch_threads(multiply_adds):
     """Context running torch's CPU ops on one thread for batches below ~2e9 multiply-adds."""
     if multiply_adds >= _SERIAL_BELOW:
         return nullcontext()
-    return _OneTorchThread()
+    return _one_thread("torch")
