@@ -54,7 +54,7 @@ class MatryoshkaSAE(BatchTopKSAE):
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, group_sizes=None,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
-                 bias_init="geometric_median", aux_k=None, aux_coef=1 / 32, dead_after=10000,
+                 bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
                  random_state=None, device="auto", verbose=0):
         super().__init__(
             n_components, expansion_factor=expansion_factor, k=k, max_iter=max_iter,

@@ -32,8 +32,11 @@ _COMMON_DOC = """
         Initial decoder bias, subtracted from the input before encoding.
     aux_k : int, default=None
         Dead latents used by the AuxK loss (``n_features // 2`` when None).
-    aux_coef : float, default=1/32
-        Weight of the AuxK loss (0 disables it).
+    aux_coef : float, default=0.25
+        Weight of the AuxK loss (0 disables it). Gao et al. use 1/32 on large
+        SAEs; on digits (TopK, k=8, 512 latents, held-out R^2 unchanged at
+        0.867) 13.9% of latents stay dead with 0.25, 16.4% with 1/32, 17.0%
+        without.
     dead_after : int, default=10000
         A latent that has not fired for this many training samples is dead.
     random_state : int, RandomState instance or None, default=None
@@ -91,7 +94,7 @@ class TopKSAE(AuxKMixin, UntiedSAE):
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, max_iter=50,
                  batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
-                 bias_init="geometric_median", aux_k=None, aux_coef=1 / 32, dead_after=10000,
+                 bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
                  random_state=None, device="auto", verbose=0):
         self.n_components = n_components
         self.expansion_factor = expansion_factor

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 
 import skmpsae
 from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
-from skmpsae.metrics import l0, r2_score
+from skmpsae.metrics import dead_fraction, l0, r2_score
 
 BASELINES = [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE]
 
@@ -91,13 +91,22 @@ def test_relu_reaches_target_l0(digits):
     assert sae.l1_coefficient_[0] > 0
 
 
-def test_auxk_tracks_dead_latents(digits):
-    # samples_since_fired_ counts training samples since each latent last fired.
-    sae = TopKSAE(k=1, n_components=512, max_iter=2, init="random", bias_init="zeros",
-                  dead_after=500, random_state=0).fit(digits)
-    fired = np.count_nonzero(sae.transform(digits), axis=0) > 0
-    assert (sae.samples_since_fired_ >= 0).all()
-    assert (sae.samples_since_fired_[~fired] > 0).all()
+def test_auxk_reduces_dead_latents(digits):
+    # Random decoder directions and few active latents: many latents never win.
+    base = dict(k=4, n_components=512, max_iter=10, init="random", dead_after=256,
+                random_state=0)
+    without = TopKSAE(aux_coef=0.0, **base).fit(digits)
+    with_aux = TopKSAE(**base).fit(digits)
+    dead_without = dead_fraction(without.transform(digits))
+    dead_with = dead_fraction(with_aux.transform(digits))
+    assert dead_without > 0.3
+    assert dead_with < 0.85 * dead_without
+    assert with_aux.score(digits) >= without.score(digits) - 0.02
+    # samples_since_fired_ tracks the latents that did not fire
+    fired = np.count_nonzero(with_aux.transform(digits), axis=0) > 0
+    assert (with_aux.samples_since_fired_ >= 0).all()
+    since = with_aux.samples_since_fired_
+    assert since[~fired].mean() > since[fired].mean()
 
 
 def test_topk_degrades_away_from_trained_k(fitted, digits):
