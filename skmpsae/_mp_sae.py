@@ -9,7 +9,6 @@ from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
 from ._pursuit._gram import gram_matrix
-from ._pursuit._threads import blas_threads
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -170,8 +169,7 @@ class MatchingPursuitSAE(BaseSAE):
         gram = arrays.get("gram")
         # Cached when it fits the budget; otherwise pursuit uses per-step products.
         if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET:
-            with blas_threads(D.shape[0] ** 2 * D.shape[1] // 2):
-                gram = arrays["gram"] = gram_matrix(D)
+            gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
                       gram=gram, backend=backend, device=device)
 

@@ -77,6 +77,24 @@ def _numpy_engine(backend):
     return _numpy.gram_pursuit
 
 
+def _centred_chunks(X, bias, tol, chunk_rows, writable=False):
+    """Yield ``(start, stop, R, thresh, rsq)`` for each chunk of rows.
+
+    ``R = X - bias`` (a copy when ``writable``); with ``tol``, the squared
+    norms ``rsq`` and stopping levels ``thresh = tol * rsq``, else empty arrays.
+    """
+    empty = np.empty(0, dtype=X.dtype)
+    for start in range(0, X.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, X.shape[0])
+        R = X[start:stop]
+        R = R - bias if bias is not None else (R.copy() if writable else R)
+        thresh, rsq = empty, empty
+        if tol is not None:
+            rsq = np.einsum("ij,ij->i", R, R)
+            thresh = (tol * rsq).astype(X.dtype)
+        yield start, stop, R, thresh, rsq
+
+
 def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
            backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
     """Selections of every sample: ``(idx, coef)``, each (n_samples, n_steps).
@@ -100,17 +118,10 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
                             gram=gram, plan=plan, device=device)
     if plan.use_gram and gram is None:
-        with blas_threads(n_components * n_components * n_features // 2):
-            gram = gram_matrix(D)
+        gram = gram_matrix(D)
     engine = _numpy_engine(backend)
-    empty = np.empty(0, dtype=X.dtype)
-    for start in range(0, n, plan.chunk_rows):
-        stop = min(start + plan.chunk_rows, n)
-        R = X[start:stop] - bias if bias is not None else X[start:stop].copy()
-        thresh, rsq = empty, empty
-        if tol is not None:
-            rsq = np.einsum("ij,ij->i", R, R)
-            thresh = (tol * rsq).astype(X.dtype)
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows,
+                                                        writable=True):
         if plan.use_gram:
             with blas_threads((stop - start) * n_components * n_features):
                 C = np.ascontiguousarray(R @ D.T)
@@ -141,21 +152,13 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     from ._numba import gram_pursuit
 
     if gram is None:
-        with blas_threads(n_components * n_components * n_features // 2):
-            gram = gram_matrix(D)
+        gram = gram_matrix(D)
     Z = np.empty((n, n_components), dtype=X.dtype)
-    empty = np.empty(0, dtype=X.dtype)
     # The correlations live in the output, so a chunk's workspace is only its
     # centred samples and selections: chunks can be long (fewer, larger GEMMs).
     per_row = (n_features + 2 * n_steps) * 8
     chunk_rows = int(np.clip(_CHUNK_BYTES["numba"] // per_row, 1, n))
-    for start in range(0, n, chunk_rows):
-        stop = min(start + chunk_rows, n)
-        R = X[start:stop] - bias if bias is not None else X[start:stop]
-        thresh, rsq = empty, empty
-        if tol is not None:
-            rsq = np.einsum("ij,ij->i", R, R)
-            thresh = (tol * rsq).astype(X.dtype)
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, chunk_rows):
         with blas_threads((stop - start) * n_components * n_features):
             np.matmul(R, D.T, out=Z[start:stop])
         idx = np.empty((stop - start, n_steps), dtype=np.int64)

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
-from ._threads import kernel_threads
+from ._threads import blas_threads, kernel_threads
 
 __all__ = ["gram_matrix"]
 
@@ -28,11 +28,15 @@ def _mirror_lower(G):
 
 
 def gram_matrix(D):
-    """``D @ D.T`` as a C-contiguous symmetric array, for float32 or float64 ``D``."""
+    """``D @ D.T`` as a C-contiguous symmetric array, for float32 or float64 ``D``.
+
+    Applies the thread policy of ``_threads`` to its product and its mirror.
+    """
     syrk = blas.ssyrk if D.dtype == np.float32 else blas.dsyrk
     # syrk fills the upper triangle of a Fortran-ordered result, which read in
     # C order is the lower triangle of the transpose (the same matrix).
-    G = syrk(1.0, np.ascontiguousarray(D)).T
+    with blas_threads(D.shape[0] * D.shape[0] * D.shape[1] // 2):
+        G = syrk(1.0, np.ascontiguousarray(D)).T
     with kernel_threads(G.size):
         _mirror_lower(G)
     return G

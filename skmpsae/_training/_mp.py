@@ -40,8 +40,7 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
         n_components = D_np.shape[0]
         with blas_threads(n * n_components * n_features):
             C = R.numpy() @ D_np.T
-        with blas_threads(n_components * n_components * n_features // 2):
-            G = gram_matrix(D_np)
+        G = gram_matrix(D_np)
         idx = np.empty((n, n_steps), dtype=np.int64)
         coef = np.empty((n, n_steps), dtype=C.dtype)
         empty = np.empty(0, dtype=C.dtype)
