@@ -11,22 +11,22 @@ partial_fit, transform, inverse_transform, score, set_output, persistence):
 - ``_encode(X, n_steps)``: codes of validated samples (the encode hook).
 """
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from . import metrics
 from ._compat import Interval, StrOptions, _fit_context, validate_data
-from ._device import resolve_device, validate_loaded_device
+from ._device import validate_loaded_device
 from ._validation import naming
 
 __all__ = ["BaseSAE"]
 
 _FLOATS = [np.float64, np.float32]
-_NO_LIMIT = float("inf")
 
 
 class _Cache:
@@ -55,6 +55,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     #: Names of the fitted arrays; each is exposed as a fitted ``name + "_"``.
@@ -109,14 +112,37 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return n_components
 
+    def _source(self, X, *, reset):
+        """Validate ``X`` and wrap it as a training source (arrays, memmaps, iterables)."""
+        from ._training._data import ArraySource, is_streamed, validated_stream
+
+        if is_streamed(X):
+            return validated_stream(self, X, reset=reset)
+        with naming("X"):
+            X = validate_data(self, X, dtype=_FLOATS, reset=reset)
+        return ArraySource(X)
+
+    def _previous_state(self):
+        """The fitted state to continue from (``partial_fit``, ``warm_start``)."""
+        return {"arrays": {name: getattr(self, name + "_") for name in self._array_names},
+                "optimizer_state": self._optimizer_state, "step": self._n_steps,
+                "n_components": self.n_components_, "loss_curve": self.loss_curve_,
+                "n_iter": self.n_iter_}
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the SAE on ``X`` for ``max_iter`` epochs.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training samples (embeddings); float32 is kept as float32.
+        X : array-like, memory-mapped array or iterable of arrays
+            Training samples (embeddings) of shape (n_samples, n_features);
+            float32 is kept as float32. A memory-mapped array
+            (``np.load(path, mmap_mode="r")``) is streamed in shuffled batches
+            with bounded memory. An iterable of 2-D chunks (a list of arrays,
+            a generator, a torch ``DataLoader``) is cut into batches of
+            ``batch_size`` rows in the order it yields them; a one-shot
+            iterator allows one epoch.
         y : Ignored
             Not used, present for API consistency.
 
@@ -125,13 +151,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        from ._training._schedule import warmup_cosine
-
-        with naming("X"):
-            X = validate_data(self, X, dtype=_FLOATS)
-        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
-        schedule = warmup_cosine(self.max_iter * n_batches, self.warmup)
-        self._train(X, n_epochs=self.max_iter, schedule=schedule, fresh=True)
+        warm = self.warm_start and hasattr(self, "components_")
+        source = self._source(X, reset=not warm)
+        self._train(source, n_epochs=self.max_iter, cosine=True,
+                    previous=self._previous_state() if warm else None)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -140,8 +163,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            A batch (or a chunk of batches) of training samples.
+        X : array-like, memory-mapped array or iterable of arrays
+            A batch, a chunk of batches or a stream (see ``fit``).
         y : Ignored
             Not used, present for API consistency.
 
@@ -150,62 +173,40 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self : object
             The updated estimator.
         """
-        from ._training._schedule import constant
-
         fresh = not hasattr(self, "components_")
-        with naming("X"):
-            X = validate_data(self, X, dtype=_FLOATS, reset=fresh)
-        if not fresh:
-            X = X.astype(self.components_.dtype, copy=False)
-        self._train(X, n_epochs=1, schedule=constant, fresh=fresh)
+        source = self._source(X, reset=fresh)
+        self._train(source, n_epochs=1, cosine=False,
+                    previous=None if fresh else self._previous_state())
         return self
 
-    def _train(self, X, *, n_epochs, schedule, fresh):
-        from tqdm.auto import tqdm
+    def _train(self, source, *, n_epochs, cosine, previous):
+        import warnings
 
-        from ._pursuit._threads import torch_threads
-        from ._training._loop import TrainState, run_epoch
+        from ._training._fit import train
+        from .exceptions import TrainingInterruptedWarning
 
-        device = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        if fresh:
-            n_components = self._resolve_n_components(X.shape[1])
-            arrays = {name: np.asarray(value, dtype=X.dtype)
-                      for name, value in self._init_arrays(X, n_components, rng).items()}
-            optimizer_state, step, loss_curve, n_iter = None, 0, [], 0
-        else:
-            n_components = self.n_components_
-            arrays = {name: getattr(self, name + "_") for name in self._array_names}
-            optimizer_state, step = self._optimizer_state, self._n_steps
-            loss_curve, n_iter = list(self.loss_curve_), self.n_iter_
-        state = TrainState(arrays, learning_rate=self.learning_rate, device=device,
-                           optimizer_state=optimizer_state, step=step,
-                           buffer_names=self._buffer_names)
-        n_batches = -(-X.shape[0] // min(self.batch_size, X.shape[0]))
-        progress = tqdm(total=n_epochs * n_batches, disable=not self.verbose,
-                        desc=type(self).__name__, unit="batch")
-        batch_work = min(self.batch_size, X.shape[0]) * n_components * X.shape[1]
-        try:
-            for epoch in range(n_epochs):
-                with torch_threads(batch_work if device.type == "cpu" else _NO_LIMIT):
-                    result = run_epoch(self, state, X, rng=rng, schedule=schedule,
-                                       epoch=n_iter, n_components=n_components,
-                                       progress=progress)
-                self._end_epoch(state, X, result, epoch=n_iter, last=epoch == n_epochs - 1,
-                                rng=rng)
-                loss_curve.append(result.loss)
-                n_iter += 1
-        finally:
-            progress.close()
-        # Fitted attributes change only once training has finished.
-        for name, value in state.arrays().items():
+        outcome = train(self, source, n_epochs=n_epochs, cosine=cosine, previous=previous)
+        # Fitted attributes change only once training has finished (or stopped cleanly).
+        for name, value in outcome.arrays.items():
             setattr(self, name + "_", value)
-        self.n_components_ = n_components
-        self.n_iter_ = n_iter
-        self.loss_curve_ = loss_curve
-        self._optimizer_state = state.optimizer_state()
-        self._n_steps = state.step
+        if source.streamed and previous is None:
+            # validate_data sets these for in-memory arrays; streams are checked as read.
+            self.__dict__.pop("feature_names_in_", None)
+            self.n_features_in_ = source.n_features
+        self.n_components_ = outcome.n_components
+        self.n_iter_ = outcome.n_iter
+        self.loss_curve_ = outcome.loss_curve
+        self._optimizer_state = outcome.optimizer_state
+        self._n_steps = outcome.step
         self._cache = _Cache()
+        if outcome.interrupted:
+            where = (f"; fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume"
+                     if self.checkpoint_dir is not None else "")
+            warnings.warn(
+                f"{type(self).__name__} training was interrupted {outcome.interrupted}; the "
+                f"estimator holds the parameters of that step{where}.",
+                TrainingInterruptedWarning, stacklevel=3,
+            )
 
     # ------------------------------------------------------------- inference
     def _cast(self, dtype):

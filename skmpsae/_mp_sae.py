@@ -62,6 +62,16 @@ class MatchingPursuitSAE(BaseSAE):
         available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     verbose : int, default=0
         Show a progress bar when positive.
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current parameters
+        and optimizer state (a new schedule over ``max_iter`` epochs) instead
+        of starting afresh.
+    checkpoint_dir : str or path-like, default=None
+        Folder for atomic training checkpoints (safetensors + JSON, optimizer
+        state included), written at every epoch's end. ``fit`` resumes from
+        the newest one found there, giving the result of an uninterrupted run.
+    checkpoint_every : int, default=None
+        Also checkpoint every this many optimizer steps.
 
     Attributes
     ----------
@@ -106,7 +116,8 @@ class MatchingPursuitSAE(BaseSAE):
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, positive_code=True,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
-                 random_state=None, device="auto", verbose=0):
+                 random_state=None, device="auto", verbose=0, warm_start=False,
+                 checkpoint_dir=None, checkpoint_every=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -122,6 +133,9 @@ class MatchingPursuitSAE(BaseSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------- training
     def _init_arrays(self, X, n_components, rng):

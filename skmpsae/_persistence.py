@@ -24,6 +24,7 @@ FORMAT_VERSION = 1
 _CONFIG = "config.json"
 _ARRAYS = "arrays.safetensors"
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
+_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every")
 _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
 
 
@@ -48,6 +49,8 @@ def save(estimator, path):
     params = estimator.get_params(deep=False)
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # a RandomState object has no JSON form
+    if params.get("checkpoint_dir") is not None:
+        params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
     fitted = {
         "n_features_in_": int(estimator.n_features_in_),
         "n_components_": int(estimator.n_components_),
@@ -162,7 +165,11 @@ def load(path, expected_class=None):
     if expected_class is not None and not issubclass(cls, expected_class):
         _fail(path, f"it holds a {cls.__name__}, not a {expected_class.__name__}.")
     params = config["params"]
-    valid = set(cls().get_params(deep=False))
+    defaults = cls().get_params(deep=False)
+    if isinstance(params, dict):
+        # Parameters added since format version 1 was first written take their defaults.
+        params = {**{key: defaults[key] for key in _ADDED_PARAMS}, **params}
+    valid = set(defaults)
     if not isinstance(params, dict) or set(params) != valid:
         got = sorted(params) if isinstance(params, dict) else params
         _fail(path, f"'params' must hold exactly {sorted(valid)}, got {got}.")

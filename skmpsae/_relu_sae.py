@@ -6,6 +6,7 @@ from numbers import Real
 import numpy as np
 
 from ._compat import Interval
+from ._training._init import subsample
 from ._untied import UntiedSAE
 
 __all__ = ["ReLUSAE"]
@@ -50,6 +51,16 @@ class ReLUSAE(UntiedSAE):
         Torch device for training.
     verbose : int, default=0
         Show a progress bar when positive.
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current parameters
+        and optimizer state (a new schedule over ``max_iter`` epochs) instead
+        of starting afresh.
+    checkpoint_dir : str or path-like, default=None
+        Folder for atomic training checkpoints (safetensors + JSON, optimizer
+        state included), written at every epoch's end. ``fit`` resumes from
+        the newest one found there, giving the result of an uninterrupted run.
+    checkpoint_every : int, default=None
+        Also checkpoint every this many optimizer steps.
 
     Attributes
     ----------
@@ -79,7 +90,8 @@ class ReLUSAE(UntiedSAE):
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, l1_adapt_rate=0.05,
                  max_iter=50, batch_size=256, learning_rate=1e-2, warmup=0.05, init="data",
-                 bias_init="geometric_median", random_state=None, device="auto", verbose=0):
+                 bias_init="geometric_median", random_state=None, device="auto", verbose=0,
+                 warm_start=False, checkpoint_dir=None, checkpoint_every=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -93,11 +105,14 @@ class ReLUSAE(UntiedSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
 
     def _init_arrays(self, X, n_components, rng):
         arrays = super()._init_arrays(X, n_components, rng)
         # Start near the size of a typical correlation with a unit atom.
-        spread = np.abs(np.asarray(X) - arrays["bias"]).mean()
+        spread = np.abs(subsample(X, rng) - arrays["bias"]).mean()
         arrays["l1_coefficient"] = np.array([max(float(spread), 1e-8)])
         return arrays
 

@@ -45,6 +45,16 @@ _COMMON_DOC = """
         Torch device for training: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     verbose : int, default=0
         Show a progress bar when positive.
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current parameters
+        and optimizer state (a new schedule over ``max_iter`` epochs) instead
+        of starting afresh.
+    checkpoint_dir : str or path-like, default=None
+        Folder for atomic training checkpoints (safetensors + JSON, optimizer
+        state included), written at every epoch's end. ``fit`` resumes from
+        the newest one found there, giving the result of an uninterrupted run.
+    checkpoint_every : int, default=None
+        Also checkpoint every this many optimizer steps.
 
     Attributes
     ----------
@@ -95,7 +105,8 @@ class TopKSAE(AuxKMixin, UntiedSAE):
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, max_iter=50,
                  batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
-                 random_state=None, device="auto", verbose=0):
+                 random_state=None, device="auto", verbose=0, warm_start=False,
+                 checkpoint_dir=None, checkpoint_every=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -111,6 +122,9 @@ class TopKSAE(AuxKMixin, UntiedSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
 
     def _init_buffers(self, n_components):
         return self._auxk_buffers(n_components)

@@ -1,6 +1,6 @@
 """Warning categories raised by skmpsae."""
 
-__all__ = ["DeviceFallbackWarning", "SkmpsaeWarning"]
+__all__ = ["DeviceFallbackWarning", "SkmpsaeWarning", "TrainingInterruptedWarning"]
 
 
 class SkmpsaeWarning(UserWarning):
@@ -9,3 +9,7 @@ class SkmpsaeWarning(UserWarning):
 
 class DeviceFallbackWarning(SkmpsaeWarning):
     """A requested device is not available and work moves to another one."""
+
+
+class TrainingInterruptedWarning(SkmpsaeWarning):
+    """Training stopped early (Ctrl-C); the estimator holds the last completed step."""

@@ -21,7 +21,7 @@ def geometric_median(X, *, max_iter=100, eps=1e-8):
     return m
 
 
-def _subsample(X, rng):
+def subsample(X, rng):
     if X.shape[0] <= _MAX_INIT_SAMPLES:
         return np.asarray(X)
     return np.asarray(X[np.sort(rng.choice(X.shape[0], _MAX_INIT_SAMPLES, replace=False))])
@@ -31,7 +31,7 @@ def initial_bias(X, method, rng):
     """Pre-bias from a data sample: ``"geometric_median"``, ``"mean"`` or ``"zeros"``."""
     if method == "zeros":
         return np.zeros(X.shape[1])
-    sample = _subsample(X, rng)
+    sample = subsample(X, rng)
     return geometric_median(sample) if method == "geometric_median" else sample.mean(axis=0)
 
 
@@ -43,7 +43,7 @@ def initial_dictionary(X, bias, n_components, method, rng):
     n_features = X.shape[1]
     D = rng.standard_normal((n_components, n_features))
     if method == "data":
-        sample = _subsample(X, rng) - bias
+        sample = subsample(X, rng) - bias
         n_from_data = min(n_components, sample.shape[0])
         rows = rng.choice(sample.shape[0], n_from_data, replace=False)
         picked = sample[rows]

@@ -2,8 +2,10 @@
 
 An estimator provides hooks (see ``skmpsae._base.BaseSAE``): the loss of a
 batch, what to do after each optimizer step, and at the end of an epoch. This
-module owns the parameters, the Adam optimizer, the schedule, shuffling, the
-progress bar and the bookkeeping of which latents fired.
+module owns the parameters, the Adam optimizer, the schedule and the
+bookkeeping of which latents fired; batches come from a data source
+(``_data``), and under ``torch.distributed`` gradients are averaged across
+ranks (``_distributed``).
 """
 
 from typing import NamedTuple
@@ -11,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["EpochResult", "TrainState", "run_epoch"]
+__all__ = ["EpochPosition", "EpochResult", "TrainState", "run_epoch"]
 
 
 class TrainState:
@@ -29,11 +31,15 @@ class TrainState:
             tensor = torch.as_tensor(np.ascontiguousarray(value)).to(device)
             self.params[name] = tensor if name in buffer_names else torch.nn.Parameter(tensor)
         self.learning_rate = learning_rate
-        trained = [p for name, p in self.params.items() if name not in buffer_names]
-        self.optimizer = torch.optim.Adam(trained, lr=learning_rate)
+        self.buffer_names = tuple(buffer_names)
+        self.optimizer = torch.optim.Adam(self.trained(), lr=learning_rate)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
         self.step = step
+
+    def trained(self):
+        """The parameters the optimizer updates, in its order."""
+        return [p for name, p in self.params.items() if name not in self.buffer_names]
 
     def arrays(self):
         """Parameters as NumPy arrays (copies, on the CPU)."""
@@ -51,6 +57,28 @@ class TrainState:
             "param_groups": state["param_groups"],
         }
 
+    def adam_by_name(self):
+        """Adam's step count and moments of each trained parameter, as NumPy arrays."""
+        out = {}
+        for name, p in self.params.items():
+            entry = self.optimizer.state.get(p)
+            if name in self.buffer_names or not entry:
+                continue
+            out[name] = {"step": float(entry["step"]),
+                         "exp_avg": entry["exp_avg"].detach().cpu().numpy().copy(),
+                         "exp_avg_sq": entry["exp_avg_sq"].detach().cpu().numpy().copy()}
+        return out
+
+    def load_adam_by_name(self, adam):
+        """Restore what ``adam_by_name`` returned."""
+        for name, entry in adam.items():
+            p = self.params[name]
+            self.optimizer.state[p] = {
+                "step": torch.tensor(float(entry["step"]), dtype=torch.float32),
+                "exp_avg": torch.as_tensor(entry["exp_avg"]).to(p.device, p.dtype).clone(),
+                "exp_avg_sq": torch.as_tensor(entry["exp_avg_sq"]).to(p.device, p.dtype).clone(),
+            }
+
     def reset_moments(self, name, rows):
         """Forget Adam's moments of some rows of a parameter (revived latents)."""
         entry = self.optimizer.state.get(self.params[name])
@@ -60,39 +88,96 @@ class TrainState:
 
 
 class EpochResult(NamedTuple):
-    """Mean loss over an epoch and how often each latent fired (n_components,)."""
+    """Mean loss over an epoch, how often each latent fired, and whether it was cut short."""
 
     loss: float
     fired: np.ndarray
+    interrupted: bool = False
 
 
-def _batches(n_samples, batch_size, rng):
-    order = rng.permutation(n_samples)
-    for start in range(0, n_samples, batch_size):
-        yield np.sort(order[start:start + batch_size])
+class EpochPosition:
+    """Where an epoch stands: global batches done and running totals (mutable)."""
+
+    def __init__(self, n_components, device, *, batch=0, total=0.0, seen=0, fired=None):
+        self.batch = batch
+        self.total = total
+        self.seen = seen
+        self.fired = (torch.zeros(n_components, dtype=torch.int64, device=device)
+                      if fired is None else torch.as_tensor(fired).to(device))
+
+    def result(self, sync=None, interrupted=False):
+        """The epoch's ``EpochResult`` (summed over ranks)."""
+        totals = torch.tensor([self.total, float(self.seen)], dtype=torch.float64)
+        fired = self.fired.clone()
+        if sync is not None:
+            sync.sum_(totals)
+            sync.sum_(fired)
+        total, seen = totals.tolist()
+        return EpochResult(total / max(seen, 1), fired.cpu().numpy(), interrupted)
+
+    def gather(self, sync):
+        """Make rank 0 hold the global totals and the other ranks none (before a checkpoint)."""
+        totals = torch.tensor([self.total, float(self.seen)], dtype=torch.float64)
+        sync.sum_(totals)
+        sync.sum_(self.fired)
+        if sync.rank == 0:
+            self.total, self.seen = totals[0].item(), int(totals[1].item())
+        else:
+            self.total, self.seen = 0.0, 0
+            self.fired.zero_()
 
 
-def run_epoch(estimator, state, X, *, rng, schedule, epoch, n_components, progress=None):
-    """One pass over ``X`` in shuffled mini-batches; returns an ``EpochResult``."""
-    device = next(iter(state.params.values())).device
-    total, seen = 0.0, 0
-    fired = torch.zeros(n_components, dtype=torch.int64, device=device)
-    batch_size = min(estimator.batch_size, X.shape[0])
-    for rows in _batches(X.shape[0], batch_size, rng):
-        xb = torch.from_numpy(np.ascontiguousarray(X[rows])).to(device)
-        for group in state.optimizer.param_groups:
-            group["lr"] = state.learning_rate * schedule(state.step)
-        loss, batch_fired = estimator._batch_loss(state.params, xb, epoch=epoch, rng=rng)
-        state.optimizer.zero_grad(set_to_none=True)
+def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, position, sync):
+    params = state.params
+    first = next(iter(params.values()))
+    for group in state.optimizer.param_groups:
+        group["lr"] = state.learning_rate * schedule(state.step)
+    state.optimizer.zero_grad(set_to_none=True)
+    if n_local:
+        xb = torch.from_numpy(chunk).to(device=first.device, dtype=first.dtype)
+        loss, batch_fired = estimator._batch_loss(params, xb, epoch=epoch, rng=rng)
         loss.backward()
-        state.optimizer.step()
-        with torch.no_grad():
-            estimator._after_step(state.params)
-        state.step += 1
-        fired += batch_fired
-        total += float(loss.detach()) * len(rows)
-        seen += len(rows)
+        position.fired += batch_fired
+        position.total += float(loss.detach()) * n_local
+        position.seen += n_local
+    if sync is not None:
+        sync.average_gradients(state.trained(), n_local, n_total)
+    state.optimizer.step()
+    with torch.no_grad():
+        estimator._after_step(params)
+        if sync is not None:
+            for name in state.buffer_names:
+                sync.sum_(params[name]).div_(sync.world)
+    state.step += 1
+    position.batch += 1
+
+
+def run_epoch(estimator, state, batches, *, rng, schedule, epoch, position, sync=None,
+              progress=None, on_step=None):
+    """Train on ``batches`` (local NumPy arrays) from ``position``; returns an ``EpochResult``.
+
+    ``on_step(position)`` runs after each step and returns True to stop (an
+    interrupt); under ``sync`` every rank stops before the same step, and a
+    rank whose data ran out takes part with no rows until all are done.
+    """
+    it = iter(batches)
+    stop_requested = False
+    while True:
+        chunk = next(it, None)
+        n_local = 0 if chunk is None else chunk.shape[0]
+        if sync is not None:
+            n_total, stop = sync.counts(n_local, stop_requested)
+        else:
+            n_total, stop = n_local, stop_requested
+        if stop:
+            return position.result(sync, interrupted=True)
+        if n_total == 0:
+            return position.result(sync)
+        _step(estimator, state, chunk, n_local, n_total, rng=rng, schedule=schedule,
+              epoch=epoch, position=position, sync=sync)
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{total / seen:.4g}", refresh=False)
-    return EpochResult(total / max(seen, 1), fired.cpu().numpy())
+            progress.set_postfix(loss=f"{position.total / max(position.seen, 1):.4g}",
+                                 refresh=False)
+        if on_step is not None:
+            stop_requested = on_step(position)

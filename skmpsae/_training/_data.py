@@ -1,0 +1,271 @@
+"""Training data: in-memory arrays, memory-mapped arrays and iterables of chunks.
+
+A source yields the mini-batches of one epoch as NumPy arrays and offers a
+row sample for the hooks that look at data (initialisation, revival of dead
+latents, BatchTopK thresholds). Memory stays bounded for memory-mapped arrays
+(the pages a batch was read from are handed back to the page cache) and for
+iterables (only the current chunk and the row sample are held).
+
+Under ``torch.distributed`` every rank holds the same array and takes its part
+of each global batch of ``batch_size * world_size`` rows; an iterable is read
+by each rank as its own shard.
+"""
+
+import mmap
+
+import numpy as np
+
+__all__ = ["ArraySource", "IterableSource", "as_source", "is_streamed"]
+
+#: Rows kept from an iterable for the hooks that need a data sample.
+SAMPLE_ROWS = 8192
+# Bytes read from a mapping before its pages are handed back.
+_RELEASE_EVERY = 64 << 20
+_CHECK_ROWS_BYTES = 32 << 20
+_FLOATS = (np.float32, np.float64)
+
+
+def _find_mmap(X):
+    """The ``mmap.mmap`` behind an array (np.memmap or a view of one), or None."""
+    base = X
+    while base is not None:
+        mm = getattr(base, "_mmap", None)
+        if isinstance(mm, mmap.mmap):
+            return mm
+        if isinstance(base, mmap.mmap):
+            return base
+        base = getattr(base, "base", None)
+    return None
+
+
+def is_streamed(X):
+    """Whether ``fit`` should stream ``X`` instead of validating it whole."""
+    if isinstance(X, np.ndarray):
+        return _find_mmap(X) is not None
+    return not hasattr(X, "__array__") and not hasattr(X, "shape") and not _is_row_list(X)
+
+
+def _is_row_list(X):
+    # A list of rows (numbers) is an in-memory array; a list of 2-D chunks is a stream.
+    if not isinstance(X, (list, tuple)) or not X:
+        return isinstance(X, (list, tuple))
+    return np.ndim(X[0]) == 1
+
+
+class _PageReleaser:
+    """Hands the pages of a memory mapping back once enough bytes were read."""
+
+    def __init__(self, X):
+        self._mmap = _find_mmap(X)
+        self._read = 0
+
+    def read(self, nbytes):
+        if self._mmap is None:
+            return
+        self._read += nbytes
+        if self._read >= _RELEASE_EVERY:
+            self.release()
+
+    def release(self):
+        if self._mmap is not None and not self._mmap.closed:
+            # Read-only file pages: the process forgets them, the page cache keeps them.
+            self._mmap.madvise(mmap.MADV_DONTNEED)
+        self._read = 0
+
+
+def check_finite_rows(X):
+    """Raise if ``X`` (possibly memory-mapped) holds NaN or inf; reads it in chunks."""
+    releaser = _PageReleaser(X)
+    step = max(1, _CHECK_ROWS_BYTES // max(1, X.shape[1] * X.dtype.itemsize))
+    for start in range(0, X.shape[0], step):
+        block = X[start:start + step]
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise ValueError(f"X: row {bad} contains NaN or infinity; clean the data first.")
+        releaser.read(block.nbytes)
+    releaser.release()
+
+
+class ArraySource:
+    """Shuffled mini-batches of an array (in memory or memory-mapped)."""
+
+    streamed = False
+
+    def __init__(self, X):
+        self.X = X
+        self.n_features = X.shape[1]
+        self.dtype = X.dtype
+        self._releaser = _PageReleaser(X)
+
+    def n_rows(self):
+        return self.X.shape[0]
+
+    def sample(self):
+        """Rows the hooks may index (the array itself: they draw rows at random)."""
+        return self.X
+
+    def order(self, rng):
+        """The epoch's order of rows (consumes ``rng`` like the in-memory fit)."""
+        return rng.permutation(self.X.shape[0])
+
+    def batches(self, order, batch_size, *, skip=0, rank=0, world=1):
+        """Local batches of the epoch, ``skip`` global batches left out."""
+        step = batch_size * world
+        for start in range(skip * step, len(order), step):
+            rows = np.sort(order[start:start + step])
+            if world > 1:
+                rows = np.array_split(rows, world)[rank]
+            xb = np.ascontiguousarray(self.X[rows])
+            self._releaser.read(xb.nbytes * 2)
+            yield xb
+        self._releaser.release()
+
+
+def _as_chunk(item, index):
+    # DataLoader over a TensorDataset yields [x] or (x, y): the samples come first.
+    if isinstance(item, (tuple, list)) and item and np.ndim(item[0]) == 2:
+        item = item[0]
+    if hasattr(item, "detach"):
+        item = item.detach().cpu().numpy()
+    try:
+        chunk = np.asarray(item)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X: chunk {index} is not an array of samples ({exc}).") from exc
+    if chunk.ndim != 2 or not np.issubdtype(chunk.dtype, np.number):
+        raise ValueError(
+            f"X: chunk {index} must be a 2-D numeric array (n_rows, n_features), got "
+            f"shape {chunk.shape} and dtype {chunk.dtype}; yield arrays of samples."
+        )
+    return chunk
+
+
+class IterableSource:
+    """Mini-batches cut from an iterable of chunks (arrays, tensors, DataLoader batches).
+
+    Rows are used in the order the iterable yields them: shuffle in the source
+    (``DataLoader(shuffle=True)``). A one-shot iterator (a generator) can feed
+    one epoch only. The first ``SAMPLE_ROWS`` rows are kept as the data sample.
+    """
+
+    streamed = True
+
+    def __init__(self, iterable):
+        self.iterable = iterable
+        self.one_shot = iter(iterable) is iterable
+        self._prefix = []  # chunks read to build the sample, replayed by the first epoch
+        self._replay = False
+        self._iterator = None
+        self.n_features = None
+        self.dtype = None
+        self._sample = self._read_sample()
+
+    def _chunks(self):
+        """Validated chunks of one pass, in order."""
+        if self._replay:
+            self._replay = False
+            yield from self._prefix
+            rest, offset = self._iterator, len(self._prefix)
+            self._prefix = []
+        else:
+            rest, offset = iter(self.iterable), 0
+        for index, item in enumerate(rest, start=offset):
+            yield self._check(_as_chunk(item, index), index)
+
+    def _check(self, chunk, index):
+        if self.n_features is None:
+            self.n_features = chunk.shape[1]
+            self.dtype = chunk.dtype if chunk.dtype in _FLOATS else np.dtype(np.float64)
+        if chunk.shape[1] != self.n_features:
+            raise ValueError(
+                f"X: chunk {index} has {chunk.shape[1]} features, the first had "
+                f"{self.n_features}; every chunk needs the same columns."
+            )
+        if not np.isfinite(chunk).all():
+            raise ValueError(f"X: chunk {index} contains NaN or infinity; clean the data first.")
+        return np.ascontiguousarray(chunk, dtype=self.dtype)
+
+    def _read_sample(self):
+        self._iterator = iter(self.iterable)
+        rows = 0
+        for index, item in enumerate(self._iterator):
+            chunk = self._check(_as_chunk(item, index), index)
+            self._prefix.append(chunk)
+            rows += chunk.shape[0]
+            if rows >= SAMPLE_ROWS:
+                break
+        if not self._prefix or rows == 0:
+            raise ValueError("X: the iterable yielded no samples; pass a non-empty source.")
+        self._replay = True
+        return np.concatenate(self._prefix)[:SAMPLE_ROWS]
+
+    def n_rows(self):
+        """Rows per pass when the source knows it (sequences, map-style DataLoader), else None."""
+        data = self.iterable
+        if isinstance(data, (list, tuple)):
+            return sum(_as_chunk(item, i).shape[0] for i, item in enumerate(data))
+        sampler = getattr(data, "sampler", None)
+        if getattr(data, "batch_size", None) is not None and hasattr(sampler, "__len__"):
+            return len(sampler)
+        return None
+
+    def sample(self):
+        return self._sample
+
+    def order(self, rng):
+        return None
+
+    def batches(self, order, batch_size, *, skip=0, rank=0, world=1):
+        """Batches of ``batch_size`` rows cut from the chunks, ``skip`` left out."""
+        if not self._replay and self.one_shot:
+            raise ValueError(
+                "X is a one-shot iterator and was already consumed; pass a re-iterable "
+                "source (a list of arrays, a DataLoader) to train for several epochs."
+            )
+        pending, held, emitted = [], 0, 0
+        for chunk in self._chunks():
+            pending.append(chunk)
+            held += chunk.shape[0]
+            while held >= batch_size:
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                xb, rest = joined[:batch_size], joined[batch_size:]
+                pending, held = ([rest] if rest.shape[0] else []), rest.shape[0]
+                if emitted >= skip:
+                    yield xb
+                emitted += 1
+        if held and emitted >= skip:
+            yield np.concatenate(pending)
+
+
+def as_source(X):
+    """A training source for a validated array or a stream."""
+    if isinstance(X, np.ndarray):
+        return ArraySource(X)
+    return IterableSource(X)
+
+
+def validated_stream(estimator, X, *, reset):
+    """Validate a streamed ``X`` cheaply: a memmap is checked in chunks, an iterable per chunk."""
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+        if X.dtype not in _FLOATS:
+            raise ValueError(
+                f"X: a memory-mapped array is streamed as it is stored and must be float32 "
+                f"or float64, got {X.dtype}; convert the file once (np.save of X.astype("
+                "np.float32)) or load it into memory."
+            )
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X has shape {X.shape}; at least one sample and one feature "
+                             "are required.")
+        check_finite_rows(X)
+        source = ArraySource(X)
+        source.streamed = True
+    else:
+        source = IterableSource(X)
+    expected = None if reset else estimator.n_features_in_
+    if expected is not None and source.n_features != expected:
+        raise ValueError(
+            f"X has {source.n_features} features, but {type(estimator).__name__} is "
+            f"expecting {expected} features as input."
+        )
+    return source
