@@ -11,6 +11,7 @@ partial_fit, transform, inverse_transform, score, set_output, persistence):
 - ``_encode(X, n_steps)``: codes of validated samples (the encode hook).
 """
 
+import functools
 import os
 from numbers import Integral, Real
 
@@ -27,6 +28,11 @@ from ._validation import naming
 __all__ = ["BaseSAE"]
 
 _FLOATS = [np.float64, np.float32]
+
+
+def _is_dask(X):
+    """A dask array, recognised without importing dask."""
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
 
 
 class _Cache:
@@ -153,6 +159,12 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "components_")
         source = self._source(X, reset=not warm)
+        if getattr(source, "one_shot", False) and self.max_iter > 1:
+            raise ValueError(
+                f"X is a one-shot iterator (a generator), which can feed one epoch, but "
+                f"max_iter={self.max_iter}; pass a re-iterable source (a list of arrays, a "
+                "DataLoader) or set max_iter=1."
+            )
         self._train(source, n_epochs=self.max_iter, cosine=True,
                     previous=self._previous_state() if warm else None)
         return self
@@ -222,13 +234,24 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         with naming("X"):
             return validate_data(self, X, dtype=_FLOATS, reset=False)
 
+    def _blockwise(self, X, method, n_columns, n_expected, **kwargs):
+        """Apply ``method`` block by block to a dask array (lazy; rows stay chunked)."""
+        check_is_fitted(self)
+        if X.ndim != 2 or X.shape[1] != n_expected:
+            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {n_expected}).")
+        dtype = X.dtype if X.dtype in _FLOATS else np.dtype(np.float64)
+        return X.rechunk({1: -1}).map_blocks(
+            functools.partial(method, **kwargs), dtype=dtype,
+            chunks=(X.chunks[0], (n_columns,)), meta=np.empty((0, 0), dtype=dtype))
+
     def transform(self, X, n_steps=None):
         """Sparse codes of ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to encode.
+            Samples to encode. A dask array gives a dask array, encoded
+            block by block when computed.
         n_steps : int, default=None
             Sparsity at inference (the trained ``k`` when None).
 
@@ -237,6 +260,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         codes : ndarray of shape (n_samples, n_components)
             Codes in the dtype of ``X``.
         """
+        if _is_dask(X):
+            return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
+                                   n_steps=n_steps)
         X = self._validate_input(X)
         return self._encode(X, self._check_n_steps(n_steps))
 
@@ -250,13 +276,16 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_components)
-            Codes, as returned by ``transform``.
+            Codes, as returned by ``transform`` (a dask array gives a dask array).
 
         Returns
         -------
         X_hat : ndarray of shape (n_samples, n_features)
             Reconstructed samples, in the dtype of the codes.
         """
+        if _is_dask(X):
+            return self._blockwise(X, self.inverse_transform, self.n_features_in_,
+                                   self.n_components_)
         check_is_fitted(self)
         with naming("X"):
             Z = check_array(X, dtype=_FLOATS, input_name="X")

@@ -4,7 +4,7 @@ from numbers import Real
 
 import numpy as np
 
-from ._base import BaseSAE
+from ._base import BaseSAE, _is_dask
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
@@ -205,6 +205,9 @@ class MatchingPursuitSAE(BaseSAE):
         codes : ndarray of shape (n_samples, n_components)
             At most ``n_steps`` nonzeros per row, in the dtype of ``X``.
         """
+        if _is_dask(X):
+            return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
+                                   n_steps=n_steps, tol=tol)
         X = self._validate_input(X)
         if tol is not None and (not isinstance(tol, Real) or isinstance(tol, bool)
                                 or not np.isfinite(tol) or tol < 0):
