@@ -21,6 +21,7 @@ __all__ = ["ArraySource", "IterableSource", "as_source", "is_streamed"]
 SAMPLE_ROWS = 8192
 # Bytes read from a mapping before its pages are handed back.
 _RELEASE_EVERY = 64 << 20
+_FAULT_AROUND = 64 << 10
 _CHECK_ROWS_BYTES = 32 << 20
 _FLOATS = (np.float32, np.float64)
 
@@ -53,11 +54,29 @@ def _is_row_list(X):
 
 
 class _PageReleaser:
-    """Hands the pages of a memory mapping back once enough bytes were read."""
+    """Hands the pages of a memory mapping back once enough bytes were read.
 
-    def __init__(self, X):
+    A page fault maps the pages around the one touched too (fault-around,
+    64 KiB by default), so gathering scattered rows makes far more memory
+    resident than the rows' bytes; ``random`` access counts that and asks the
+    kernel not to read ahead.
+    """
+
+    def __init__(self, X, *, random=False):
         self._mmap = _find_mmap(X)
         self._read = 0
+        self._per_row = 0
+        if random and self._mmap is not None:
+            self._mmap.madvise(mmap.MADV_RANDOM)
+            self._per_row = _FAULT_AROUND
+
+    @property
+    def mapped(self):
+        return self._mmap is not None
+
+    def gathered(self, n_rows, nbytes):
+        """Account for ``n_rows`` scattered rows of ``nbytes`` in all."""
+        self.read(max(nbytes, n_rows * self._per_row))
 
     def read(self, nbytes):
         if self._mmap is None:
@@ -86,6 +105,42 @@ def check_finite_rows(X):
     releaser.release()
 
 
+class _MappedRows:
+    """Rows of a memory-mapped array for the hooks, gathered a few at a time.
+
+    The hooks draw a few thousand scattered rows; gathered at once, their
+    fault-around pages alone could take hundreds of MB.
+    """
+
+    _ROWS = 256
+
+    def __init__(self, X, releaser):
+        self._X = X
+        self._releaser = releaser
+        self.shape = X.shape
+        self.dtype = X.dtype
+        self.ndim = 2
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.shape[0]))
+        rows = np.asarray(rows)
+        out = np.empty((rows.shape[0], self.shape[1]), dtype=self.dtype)
+        for start in range(0, rows.shape[0], self._ROWS):
+            part = rows[start:start + self._ROWS]
+            out[start:start + part.shape[0]] = self._X[part]
+            self._releaser.gathered(part.shape[0], part.shape[0] * out.strides[0])
+        self._releaser.release()
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 class ArraySource:
     """Shuffled mini-batches of an array (in memory or memory-mapped)."""
 
@@ -95,13 +150,15 @@ class ArraySource:
         self.X = X
         self.n_features = X.shape[1]
         self.dtype = X.dtype
-        self._releaser = _PageReleaser(X)
+        self._releaser = _PageReleaser(X, random=True)
 
     def n_rows(self):
         return self.X.shape[0]
 
     def sample(self):
         """Rows the hooks may index (the array itself: they draw rows at random)."""
+        if self._releaser.mapped:
+            return _MappedRows(self.X, self._releaser)
         return self.X
 
     def order(self, rng):
@@ -116,7 +173,7 @@ class ArraySource:
             if world > 1:
                 rows = np.array_split(rows, world)[rank]
             xb = np.ascontiguousarray(self.X[rows])
-            self._releaser.read(xb.nbytes * 2)
+            self._releaser.gathered(len(rows), xb.nbytes)
             yield xb
         self._releaser.release()
 
