@@ -111,6 +111,8 @@ class _Run:
     # ------------------------------------------------------------ starting point
     def _start(self):
         est, saved = self.est, None
+        if self.sync is not None and hasattr(self.source, "X"):
+            self.sync.check_same(self.source.n_rows(), "the number of rows of X")
         if self.store is not None:
             saved = self._read_checkpoint()
         if saved is not None:
