@@ -173,3 +173,26 @@ def test_save_load_keeps_new_parameters_and_reads_older_folders(digits, tmp_path
     (tmp_path / "model" / "config.json").write_text(json.dumps(config))
     old = MatchingPursuitSAE.load(tmp_path / "model")
     assert old.checkpoint_dir is None and old.warm_start is False
+
+
+def test_warm_start_with_checkpoints_trains_and_resumes(digits, tmp_path):
+    params = {**PARAMS, "checkpoint_dir": tmp_path, "warm_start": True}
+    reference = MatchingPursuitSAE(**PARAMS, warm_start=True).fit(digits).fit(digits)
+    sae = MatchingPursuitSAE(**params).fit(digits)
+    # The finished first fit's checkpoint does not stop the warm-started one from training.
+    crashing = _crash_at(sae, 12, _raise)  # in epoch 2 of the continuation
+    with pytest.raises(_CrashError):
+        crashing.fit(digits)
+    assert sae.n_iter_ == 3  # the failed continuation changed nothing
+    del sae._after_step
+    assert (tmp_path / "latest").read_text() == "step-000000000032"  # its first epoch
+    sae.fit(digits)  # resumes the continuation there
+    _same_fit(sae, reference)
+    with pytest.raises(ValueError, match="checkpoint of a warm-started fit"):
+        MatchingPursuitSAE(**params).fit(digits)
+
+
+def test_partial_fit_ignores_checkpoint_dir(digits, tmp_path):
+    sae = MatchingPursuitSAE(**PARAMS, checkpoint_dir=tmp_path)
+    sae.partial_fit(digits[:900]).partial_fit(digits[900:])
+    assert sae.n_iter_ == 2 and not any(tmp_path.iterdir())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from skmpsae import MatchingPursuitSAE, TopKSAE
-from skmpsae._training._data import _PageReleaser
+from skmpsae._training._data import _RowReader
 
 FAST = {"n_components": 64, "k": 4, "max_iter": 2, "batch_size": 128, "random_state": 0}
 
@@ -67,18 +67,31 @@ def _rss_bytes():
     return 0  # pragma: no cover
 
 
+@pytest.mark.parametrize("mode", ["r", "r+", "c"])
+def test_row_reader_matches_fancy_indexing(digits, tmp_path, mode):
+    np.save(tmp_path / "X.npy", digits.astype(np.float64))
+    mm = np.load(tmp_path / "X.npy", mmap_mode=mode)
+    rows = np.sort(np.random.default_rng(0).choice(800, 300, replace=False))
+    # views: an offset, a stride over rows (one read per row), a column slice (fallback)
+    for view in (mm, mm[100:], mm[1::2], mm[:, 8:40]):
+        np.testing.assert_array_equal(_RowReader(view).rows(rows), view[rows])
+        np.testing.assert_array_equal(_RowReader(view).block(5, 9), view[5:9])
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
-def test_page_release_returns_resident_memory(tmp_path):
+def test_row_reader_keeps_pages_out_of_resident_memory(tmp_path):
     n_bytes = 96 << 20
     np.save(tmp_path / "big.npy", np.ones((n_bytes // 4096, 1024), dtype=np.float32))
     mm = np.load(tmp_path / "big.npy", mmap_mode="r")
+    reader = _RowReader(mm)
     before = _rss_bytes()
-    assert float(mm.sum(dtype=np.float64)) == mm.size  # touches every page
-    touched = _rss_bytes() - before
-    _PageReleaser(mm).release()
-    released = _rss_bytes() - before
-    assert touched > n_bytes // 2
-    assert released < n_bytes // 8
+    for start in range(0, mm.shape[0], 1024):  # 4 MB at a time, every row
+        assert reader.block(start, start + 1024).sum() == 1024 * 1024
+    assert _rss_bytes() - before < n_bytes // 8
+    assert float(mm.sum(dtype=np.float64)) == mm.size  # through the mapping: resident
+    assert _rss_bytes() - before > n_bytes // 2
+    reader.release()
+    assert _rss_bytes() - before < n_bytes // 8
 
 
 def test_list_of_chunks(digits):

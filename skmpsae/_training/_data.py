@@ -12,6 +12,8 @@ by each rank as its own shard.
 """
 
 import mmap
+import os
+import weakref
 
 import numpy as np
 
@@ -19,9 +21,6 @@ __all__ = ["ArraySource", "IterableSource", "as_source", "is_streamed"]
 
 #: Rows kept from an iterable for the hooks that need a data sample.
 SAMPLE_ROWS = 8192
-# Bytes read from a mapping before its pages are handed back.
-_RELEASE_EVERY = 64 << 20
-_FAULT_AROUND = 64 << 10
 _CHECK_ROWS_BYTES = 32 << 20
 _FLOATS = (np.float32, np.float64)
 
@@ -53,72 +52,104 @@ def _is_row_list(X):
     return np.ndim(X[0]) == 1
 
 
-class _PageReleaser:
-    """Hands the pages of a memory mapping back once enough bytes were read.
+def _memmap_owner(X):
+    """The ``np.memmap`` whose mapping holds ``X`` (itself or a base), or None."""
+    base = X
+    while base is not None:
+        if isinstance(base, np.memmap) and isinstance(getattr(base, "_mmap", None), mmap.mmap):
+            return base
+        base = getattr(base, "base", None)
+    return None
 
-    A page fault maps the pages around the one touched too (fault-around,
-    64 KiB by default), so gathering scattered rows makes far more memory
-    resident than the rows' bytes; ``random`` access counts that and asks the
-    kernel not to read ahead.
+
+def _pread_into(fd, buffer, position):
+    view = memoryview(buffer).cast("B")
+    while view.nbytes:
+        n = os.preadv(fd, [view], position)
+        if n <= 0:
+            raise OSError(f"unexpected end of file at byte {position}")
+        view, position = view[n:], position + n
+
+
+class _RowReader:
+    """Rows of a memory-mapped array, read from its file rather than through the mapping.
+
+    Reading through a mapping makes every page it touches resident in this
+    process, and a fault maps the neighbouring pages too (fault-around, and
+    whole large folios of the page cache), so scattered rows can make far more
+    memory resident than their bytes. ``os.preadv`` copies just the rows into
+    the batch and leaves the rest in the page cache, which the kernel manages.
+    When the file cannot be read that way (an anonymous or copy-on-write
+    mapping, rows that are not contiguous), rows are gathered through the
+    mapping and its pages handed back (``MADV_DONTNEED``) after each read.
     """
 
-    def __init__(self, X, *, random=False):
+    def __init__(self, X):
+        self.X = X
+        self.row_bytes = X.shape[1] * X.dtype.itemsize
+        self._fd = None
+        owner = _memmap_owner(X)
         self._mmap = _find_mmap(X)
-        self._read = 0
-        self._per_row = 0
-        if random and self._mmap is not None:
-            self._mmap.madvise(mmap.MADV_RANDOM)
-            self._per_row = _FAULT_AROUND
-
-    @property
-    def mapped(self):
-        return self._mmap is not None
-
-    def gathered(self, n_rows, nbytes):
-        """Account for ``n_rows`` scattered rows of ``nbytes`` in all."""
-        self.read(max(nbytes, n_rows * self._per_row))
-
-    def read(self, nbytes):
-        if self._mmap is None:
+        if owner is None or owner.mode not in ("r", "r+") or not owner.filename \
+                or X.strides[1] != X.dtype.itemsize or X.strides[0] < self.row_bytes:
             return
-        self._read += nbytes
-        if self._read >= _RELEASE_EVERY:
+        try:
+            mapped_at = np.frombuffer(owner._mmap, dtype=np.uint8).ctypes.data
+            file_start = owner.offset - owner.offset % mmap.ALLOCATIONGRANULARITY
+            self._first = file_start + (X.ctypes.data - mapped_at)
+            self._stride = X.strides[0]
+            self._fd = os.open(owner.filename, os.O_RDONLY)
+        except (OSError, ValueError, TypeError):
+            self._fd = None
+            return
+        weakref.finalize(self, os.close, self._fd)
+
+    def rows(self, index):
+        """Rows ``index`` (sorted integers) as a new C-contiguous array."""
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((index.shape[0], self.X.shape[1]), dtype=self.X.dtype)
+        if self._fd is None:
+            out[:] = self.X[index]
             self.release()
+            return out
+        if index.size:
+            # One read per run of consecutive rows when rows are packed back to back.
+            packed = self._stride == self.row_bytes
+            starts = (np.flatnonzero(np.diff(index) != 1) + 1) if packed else \
+                np.arange(1, index.size)
+            bounds = np.concatenate([[0], starts, [index.size]])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                _pread_into(self._fd, out[lo:hi], self._first + int(index[lo]) * self._stride)
+        return out
+
+    def block(self, start, stop):
+        """Rows ``start:stop``."""
+        return self.rows(np.arange(start, stop))
 
     def release(self):
         if self._mmap is not None and not self._mmap.closed:
             # Read-only file pages: the process forgets them, the page cache keeps them.
             self._mmap.madvise(mmap.MADV_DONTNEED)
-        self._read = 0
 
 
-def check_finite_rows(X):
+def check_finite_rows(X, reader=None):
     """Raise if ``X`` (possibly memory-mapped) holds NaN or inf; reads it in chunks."""
-    releaser = _PageReleaser(X)
-    step = max(1, _CHECK_ROWS_BYTES // max(1, X.shape[1] * X.dtype.itemsize))
+    reader = reader or _RowReader(X)
+    step = max(1, _CHECK_ROWS_BYTES // max(1, reader.row_bytes))
     for start in range(0, X.shape[0], step):
-        block = X[start:start + step]
+        block = reader.block(start, min(start + step, X.shape[0]))
         if not np.isfinite(block).all():
             bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
             raise ValueError(f"X: row {bad} contains NaN or infinity; clean the data first.")
-        releaser.read(block.nbytes)
-    releaser.release()
 
 
 class _MappedRows:
-    """Rows of a memory-mapped array for the hooks, gathered a few at a time.
+    """Rows of a memory-mapped array for the hooks (which draw a few thousand at random)."""
 
-    The hooks draw a few thousand scattered rows; gathered at once, their
-    fault-around pages alone could take hundreds of MB.
-    """
-
-    _ROWS = 256
-
-    def __init__(self, X, releaser):
-        self._X = X
-        self._releaser = releaser
-        self.shape = X.shape
-        self.dtype = X.dtype
+    def __init__(self, reader):
+        self._reader = reader
+        self.shape = reader.X.shape
+        self.dtype = reader.X.dtype
         self.ndim = 2
 
     def __len__(self):
@@ -128,12 +159,9 @@ class _MappedRows:
         if isinstance(rows, slice):
             rows = np.arange(*rows.indices(self.shape[0]))
         rows = np.asarray(rows)
+        order = np.argsort(rows, kind="stable")
         out = np.empty((rows.shape[0], self.shape[1]), dtype=self.dtype)
-        for start in range(0, rows.shape[0], self._ROWS):
-            part = rows[start:start + self._ROWS]
-            out[start:start + part.shape[0]] = self._X[part]
-            self._releaser.gathered(part.shape[0], part.shape[0] * out.strides[0])
-        self._releaser.release()
+        out[order] = self._reader.rows(rows[order])
         return out
 
     def __array__(self, dtype=None, copy=None):
@@ -150,16 +178,14 @@ class ArraySource:
         self.X = X
         self.n_features = X.shape[1]
         self.dtype = X.dtype
-        self._releaser = _PageReleaser(X, random=True)
+        self._reader = _RowReader(X) if _find_mmap(X) is not None else None
 
     def n_rows(self):
         return self.X.shape[0]
 
     def sample(self):
         """Rows the hooks may index (the array itself: they draw rows at random)."""
-        if self._releaser.mapped:
-            return _MappedRows(self.X, self._releaser)
-        return self.X
+        return self.X if self._reader is None else _MappedRows(self._reader)
 
     def order(self, rng):
         """The epoch's order of rows (consumes ``rng`` like the in-memory fit)."""
@@ -172,10 +198,8 @@ class ArraySource:
             rows = np.sort(order[start:start + step])
             if world > 1:
                 rows = np.array_split(rows, world)[rank]
-            xb = np.ascontiguousarray(self.X[rows])
-            self._releaser.gathered(len(rows), xb.nbytes)
-            yield xb
-        self._releaser.release()
+            yield (np.ascontiguousarray(self.X[rows]) if self._reader is None
+                   else self._reader.rows(rows))
 
 
 def _as_chunk(item, index):
@@ -314,8 +338,8 @@ def validated_stream(estimator, X, *, reset):
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X has shape {X.shape}; at least one sample and one feature "
                              "are required.")
-        check_finite_rows(X)
         source = ArraySource(X)
+        check_finite_rows(X, source._reader)
         source.streamed = True
     else:
         source = IterableSource(X)

@@ -94,8 +94,9 @@ class _Run:
         self.device = resolve_device(estimator.device)
         self.sync = Sync.detect(self.device)
         self.rng = check_random_state(estimator.random_state)
+        # fit checkpoints and resumes; partial_fit leaves that to the caller's loop.
         self.store = (CheckpointStore(estimator.checkpoint_dir)
-                      if getattr(estimator, "checkpoint_dir", None) is not None else None)
+                      if cosine and estimator.checkpoint_dir is not None else None)
         self.every = getattr(estimator, "checkpoint_every", None)
         self.batch_size = estimator.batch_size
         if hasattr(source, "X"):
@@ -143,10 +144,19 @@ class _Run:
         saved = self.store.read() if self.sync is None or self.sync.rank == 0 else None
         if self.sync is not None:
             saved = self.sync.broadcast_object(saved)
-        if saved is not None:
-            self.store.check_compatible(saved["meta"], class_name=type(self.est).__name__,
-                                        params=self.est.get_params(deep=False),
-                                        fingerprint=_fingerprint(self.source))
+        if saved is None:
+            return None
+        self.store.check_compatible(saved["meta"], class_name=type(self.est).__name__,
+                                    params=self.est.get_params(deep=False),
+                                    fingerprint=_fingerprint(self.source))
+        if saved["meta"]["first_epoch"] != self.first_epoch:
+            if self.previous is not None:
+                return None  # a checkpoint of the fit before this warm start: start anew
+            raise ValueError(
+                f"checkpoint_dir={str(self.store.path)!r} holds a checkpoint of a warm-started "
+                f"fit (from epoch {saved['meta']['first_epoch']}); resume it with the "
+                "estimator it started from, or use an empty checkpoint_dir."
+            )
         return saved
 
     def _resume(self, saved):
