@@ -179,7 +179,12 @@ class MatchingPursuitSAE(BaseSAE):
         arrays = self._cast(X.dtype)
         D, b = arrays["components"], arrays["bias"]
         device = resolve_device(self.device)
-        backend = "torch" if device.type == "cuda" else "numba"
+        backend = "numba"
+        if device.type == "cuda":
+            from ._pursuit import _cupy
+
+            # The CUDA kernel when CuPy can run it; the torch engine otherwise.
+            backend = "cupy" if _cupy.is_available() else "torch"
         gram = arrays.get("gram")
         # Cached when it fits the budget; otherwise pursuit uses per-step products.
         if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET:

@@ -2,7 +2,9 @@
 
 The core splits samples into chunks so that working memory stays bounded for
 any number of samples, chooses Gram updates or per-step products by cost and
-memory, and dispatches to an engine (NumPy reference, numba kernel, torch).
+memory, and dispatches to an engine (NumPy reference, numba kernel, torch, the
+CUDA kernel through CuPy). GPU arrays (CuPy, torch CUDA tensors) given to
+``mp_encode`` are validated and encoded on their device (``_device_arrays``).
 """
 
 from numbers import Integral, Real
@@ -25,7 +27,7 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 # Bytes of correlations per chunk: the numba kernel streams rows and only needs
 # the GEMM to be efficient; the NumPy reference makes several passes per step
 # and is kept nearer the cache.
-_CHUNK_BYTES = {"numba": 64 << 20, "numpy": 16 << 20, "torch": 256 << 20}
+_CHUNK_BYTES = {"numba": 64 << 20, "numpy": 16 << 20, "torch": 256 << 20, "cupy": 256 << 20}
 _UNIT_NORM_RTOL = 1e-3
 
 
@@ -63,10 +65,43 @@ def _gpu_available():
 
 
 def resolve_backend(backend):
-    """Map ``"auto"`` to a concrete engine for NumPy inputs."""
-    if backend == "auto":
-        return "torch" if _gpu_available() else "numba"
+    """Map ``"auto"`` to a concrete engine for NumPy inputs.
+
+    The CUDA kernel when CuPy runs here, else torch when it sees a GPU, else
+    the numba kernel.
+    """
+    if backend != "auto":
+        return backend
+    from . import _cupy
+
+    if _cupy.is_available():
+        return "cupy"
+    return "torch" if _gpu_available() else "numba"
+
+
+def gpu_engine(backend, gram, n_components, itemsize, memory_budget):
+    """``"torch"`` instead of ``"cupy"`` when the kernel's Gram matrix would not fit.
+
+    The CUDA kernel always works from the Gram matrix; past ``memory_budget``
+    the torch engine's per-step products on the GPU take over. CuPy must be
+    usable either way: asking for it where it cannot run is an error.
+    """
+    if backend != "cupy":
+        return backend
+    from ._cupy import require_cupy
+
+    require_cupy()
+    if gram is None and n_components * n_components * itemsize > memory_budget:
+        return "torch"
     return backend
+
+
+def cupy_rows(n_samples, n_components, n_features, n_steps, itemsize, memory_budget):
+    """Rows per chunk of the CuPy engine (its Gram matrix lives on the GPU, apart)."""
+    from ._cupy import chunk_rows
+
+    workspace = min(_CHUNK_BYTES["cupy"], max(memory_budget // 2, 1))
+    return chunk_rows(n_samples, n_components, n_features, n_steps, itemsize, workspace)
 
 
 def _numpy_engine(backend):
@@ -100,11 +135,18 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     """Selections of every sample: ``(idx, coef)``, each (n_samples, n_steps).
 
     Unvalidated core: ``X`` and ``D`` are float arrays of one dtype, ``D`` has
-    unit rows, ``backend`` is concrete; ``device`` is the torch backend's
-    device (the GPU when one is present, by default).
+    unit rows, ``backend`` is concrete; ``device`` is the torch or CuPy
+    backend's device (the GPU when one is present, by default).
     """
     n, n_features = X.shape
     n_components = D.shape[0]
+    backend = gpu_engine(backend, gram, n_components, X.dtype.itemsize, memory_budget)
+    if backend == "cupy":
+        from ._cupy import pursue_cupy
+
+        rows = cupy_rows(n, n_components, n_features, n_steps, X.dtype.itemsize, memory_budget)
+        return pursue_cupy(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                           gram=gram, rows=rows, device=device)
     idx = np.zeros((n, n_steps), dtype=np.int64)
     coef = np.zeros((n, n_steps), dtype=X.dtype)
     if n_steps == 0 or n == 0:
@@ -137,10 +179,18 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     """Dense codes (n_samples, n_components); same arguments as ``pursue``.
 
     On the numba Gram path, correlations are computed straight into the output
-    and the kernel overwrites each row with its codes: no other buffer.
+    and the kernel overwrites each row with its codes: no other buffer. The
+    CuPy engine does the same on the GPU.
     """
     n, n_features = X.shape
     n_components = D.shape[0]
+    backend = gpu_engine(backend, gram, n_components, X.dtype.itemsize, memory_budget)
+    if backend == "cupy":
+        from ._cupy import encode_cupy
+
+        rows = cupy_rows(n, n_components, n_features, n_steps, X.dtype.itemsize, memory_budget)
+        return encode_cupy(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                           gram=gram, rows=rows, device=device)
     plan = plan_pursuit(n, n_components, n_features, n_steps, X.dtype.itemsize,
                         gram_given=gram is not None, backend=backend,
                         memory_budget=memory_budget)
@@ -184,15 +234,17 @@ def _as_float_array(value, name, dtype):
                            ensure_min_features=1, copy=False, order="C")
 
 
-def check_dictionary(dictionary, dtype, n_features):
-    """Validate a dictionary: 2-D, finite, ``n_features`` columns, unit rows."""
-    D = _as_float_array(dictionary, "dictionary", dtype)
-    if D.shape[1] != n_features:
+def check_dictionary_shape(shape, n_features):
+    """Raise unless a dictionary of ``shape`` has ``n_features`` columns."""
+    if shape[1] != n_features:
         raise ValueError(
-            f"dictionary has {D.shape[1]} features but X has {n_features}; pass a "
+            f"dictionary has {shape[1]} features but X has {n_features}; pass a "
             f"dictionary of shape (n_components, {n_features})."
         )
-    norms = np.linalg.norm(D, axis=1)
+
+
+def check_unit_norms(norms):
+    """Raise unless every row norm in ``norms`` (a NumPy array) is 1 within 1e-3."""
     bad = np.abs(norms - 1) > _UNIT_NORM_RTOL
     if bad.any():
         raise ValueError(
@@ -200,23 +252,40 @@ def check_dictionary(dictionary, dtype, n_features):
             f"(norms from {norms.min():.4g} to {norms.max():.4g}). Normalise with "
             "D / np.linalg.norm(D, axis=1, keepdims=True)."
         )
+
+
+def check_vector_shape(shape, name, size):
+    """Raise unless ``shape`` is ``(size,)``."""
+    if len(shape) != 1 or shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(shape)}.")
+
+
+def check_gram_shape(shape, n_components):
+    """Raise unless ``shape`` is that of the Gram matrix of ``n_components`` atoms."""
+    if tuple(shape) != (n_components, n_components):
+        raise ValueError(
+            f"gram must be dictionary @ dictionary.T of shape ({n_components}, "
+            f"{n_components}), got {tuple(shape)}."
+        )
+
+
+def check_dictionary(dictionary, dtype, n_features):
+    """Validate a dictionary: 2-D, finite, ``n_features`` columns, unit rows."""
+    D = _as_float_array(dictionary, "dictionary", dtype)
+    check_dictionary_shape(D.shape, n_features)
+    check_unit_norms(np.linalg.norm(D, axis=1))
     return D
 
 
 def _check_vector(value, name, dtype, size):
     v = np.asarray(value)
-    if v.ndim != 1 or v.shape[0] != size:
-        raise ValueError(f"{name} must have shape ({size},), got {v.shape}.")
+    check_vector_shape(v.shape, name, size)
     return _as_float_array(v[None, :], name, dtype)[0]
 
 
 def _check_gram(gram, dtype, n_components):
     G = _as_float_array(gram, "gram", dtype)
-    if G.shape != (n_components, n_components):
-        raise ValueError(
-            f"gram must be dictionary @ dictionary.T of shape ({n_components}, "
-            f"{n_components}), got {G.shape}."
-        )
+    check_gram_shape(G.shape, n_components)
     return G
 
 
@@ -229,7 +298,7 @@ def _check_gram(gram, dtype, n_components):
         "positive": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "gram": ["array-like", None],
-        "backend": [StrOptions({"auto", "numpy", "numba", "torch"})],
+        "backend": [StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
         "memory_budget": [Interval(Integral, 1, None, closed="left")],
     },
     prefer_skip_nested_validation=True,
@@ -252,7 +321,9 @@ def mp_encode(X, dictionary, *, n_steps, bias=None, positive=True, tol=None, gra
     ----------
     X : array-like of shape (n_samples, n_features)
         Samples to encode. float32 and float64 are preserved; other numeric
-        types are converted to float64.
+        types are converted to float64. A CuPy array or a torch CUDA tensor is
+        encoded on its GPU by the CuPy backend and the codes stay there, in
+        the same array type.
     dictionary : array-like of shape (n_components, n_features)
         Atoms as rows, each of unit L2 norm (within 1e-3).
     n_steps : int
@@ -266,18 +337,26 @@ def mp_encode(X, dictionary, *, n_steps, bias=None, positive=True, tol=None, gra
         Stop a sample once ``||r||^2 <= tol * ||x - bias||^2``.
     gram : array-like of shape (n_components, n_components), default=None
         Precomputed ``dictionary @ dictionary.T``; computed when needed.
-    backend : {"auto", "numpy", "numba", "torch"}, default="auto"
+    backend : {"auto", "numpy", "numba", "torch", "cupy"}, default="auto"
         ``"numpy"`` is the reference, ``"numba"`` the fused CPU kernel (same
         selections, same arithmetic), ``"torch"`` runs on a GPU when one is
-        present. ``"auto"`` picks torch on a GPU machine and numba otherwise.
+        present, ``"cupy"`` runs a CUDA kernel (one thread block per sample,
+        the Gram update and the next argmax fused; same arithmetic as the
+        reference) and needs CuPy (``pip install 'skmpsae[gpu]'``) and an
+        NVIDIA GPU; it works from the Gram matrix in GPU memory, and hands
+        over to torch's per-step products when that matrix would exceed
+        ``memory_budget`` (NumPy input). ``"auto"`` picks cupy for GPU arrays or when CuPy sees a
+        GPU, else torch when torch sees one, else numba.
     memory_budget : int, default=1 GiB
-        Bytes that the Gram matrix and the per-chunk workspace may use.
+        Bytes that the Gram matrix and the per-chunk workspace may use (on
+        the GPU for the CuPy backend).
 
     Returns
     -------
     codes : ndarray of shape (n_samples, n_components)
         Sparse codes, same dtype as ``X``; ``codes @ dictionary + bias``
-        reconstructs ``X``.
+        reconstructs ``X``. A CuPy array (torch CUDA tensor) on ``X``'s GPU
+        when ``X`` is one.
 
     Examples
     --------
@@ -289,6 +368,12 @@ def mp_encode(X, dictionary, *, n_steps, bias=None, positive=True, tol=None, gra
     >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False)
     array([[ 3., -1.,  2.]])
     """
+    from ._device_arrays import device_array_kind, encode_device_arrays
+
+    if device_array_kind(X) is not None:
+        return encode_device_arrays(X, dictionary, n_steps=n_steps, bias=bias,
+                                    positive=positive, tol=tol, gram=gram, backend=backend,
+                                    memory_budget=memory_budget)
     X = _as_float_array(X, "X", [np.float64, np.float32])
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else _check_vector(bias, "bias", X.dtype, X.shape[1])
