@@ -67,6 +67,10 @@ class Sync:
         """In-place sum across ranks."""
         return self._reduce(tensor)
 
+    def max_(self, tensor):
+        """In-place maximum across ranks."""
+        return self._reduce(tensor, op=self.dist.ReduceOp.MAX)
+
     def broadcast_(self, tensors):
         """Overwrite ``tensors`` with rank 0's."""
         for t in tensors:

@@ -78,9 +78,7 @@ def _steps_per_epoch(source, batch_size, sync):
         return -(-n_rows // (batch_size * world))
     steps = -(-n_rows // min(batch_size, max(n_rows, 1)))
     if sync is not None:  # each rank's own iterable: the longest sets the pace
-        t = torch.tensor([float(steps)], dtype=torch.float64)
-        sync.dist.all_reduce(t, op=sync.dist.ReduceOp.MAX)
-        steps = int(t[0])
+        steps = int(sync.max_(torch.tensor([float(steps)], dtype=torch.float64))[0])
     return steps
 
 
