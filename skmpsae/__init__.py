@@ -35,8 +35,22 @@ def load(path):
     Returns
     -------
     estimator : BaseSAE
-        The fitted estimator; a model saved for CUDA loads on the CPU (with a
-        warning) where CUDA is not available.
+        The fitted estimator, of the class that saved it; a model saved for
+        CUDA loads on the CPU (with a warning) where CUDA is not available.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> import skmpsae
+    >>> X = load_digits().data / 16
+    >>> sae = skmpsae.TopKSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     sae.save(tmp)
+    ...     loaded = skmpsae.load(tmp)
+    >>> type(loaded).__name__, bool(np.array_equal(loaded.transform(X), sae.transform(X)))
+    ('TopKSAE', True)
     """
     from ._persistence import load as _load
 

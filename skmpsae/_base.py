@@ -156,6 +156,15 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> sae.components_.shape, sae.n_iter_, len(sae.loss_curve_)
+        ((64, 64), 2, 2)
         """
         warm = self.warm_start and hasattr(self, "components_")
         source = self._source(X, reset=not warm)
@@ -184,6 +193,17 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : object
             The updated estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, random_state=0)
+        >>> for chunk in (X[:900], X[900:]):  # data that arrives in parts
+        ...     sae = sae.partial_fit(chunk)
+        >>> sae.n_iter_
+        2
         """
         fresh = not hasattr(self, "components_")
         source = self._source(X, reset=fresh)
@@ -259,6 +279,19 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         codes : ndarray of shape (n_samples, n_components)
             Codes in the dtype of ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import TopKSAE
+        >>> X = load_digits().data / 16
+        >>> sae = TopKSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> codes = sae.transform(X)
+        >>> codes.shape, int(np.count_nonzero(codes, axis=1).max())
+        ((1797, 64), 4)
+        >>> int(np.count_nonzero(sae.transform(X, n_steps=2), axis=1).max())
+        2
         """
         if _is_dask(X):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
@@ -282,6 +315,19 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         X_hat : ndarray of shape (n_samples, n_features)
             Reconstructed samples, in the dtype of the codes.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> from skmpsae.metrics import r2_score
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> X_hat = sae.inverse_transform(sae.transform(X))
+        >>> X_hat.shape
+        (1797, 64)
+        >>> r2_score(X, X_hat) == sae.score(X)
+        True
         """
         if _is_dask(X):
             return self._blockwise(X, self.inverse_transform, self.n_features_in_,
@@ -310,6 +356,15 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         score : float
             ``skmpsae.metrics.r2_score(X, inverse_transform(transform(X)))``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0)
+        >>> 0.5 < sae.fit(X[:1500]).score(X[1500:]) < 1  # held-out R^2
+        True
         """
         X = self._validate_input(X)
         return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
@@ -318,10 +373,27 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def save(self, path):
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
+        The folder holds ``config.json`` (the class, its parameters and fitted
+        scalars) and ``arrays.safetensors`` (the fitted arrays); it loads with
+        :func:`skmpsae.load` or the class's ``load``, without executing code.
+
         Parameters
         ----------
         path : str or path-like
             Folder to create or replace.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     sae.save(Path(tmp) / "digits-sae")
+        ...     sorted(p.name for p in (Path(tmp) / "digits-sae").iterdir())
+        ['arrays.safetensors', 'config.json']
         """
         from ._persistence import save
 
@@ -340,6 +412,20 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         estimator : BaseSAE
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     sae.save(tmp)
+        ...     loaded = MatchingPursuitSAE.load(tmp)
+        >>> bool(np.array_equal(loaded.transform(X), sae.transform(X)))
+        True
         """
         from ._persistence import load
 

@@ -4,7 +4,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ._topk_sae import BatchTopKSAE
+from ._topk_sae import _COMMON_DOC, BatchTopKSAE
 
 __all__ = ["MatryoshkaSAE"]
 
@@ -21,24 +21,20 @@ class MatryoshkaSAE(BatchTopKSAE):
     Latents are split into consecutive groups; the loss sums the
     reconstruction errors of every prefix of groups (the first group alone,
     the first two, ..., all), so early latents learn general features and later
-    ones refine them. Codes are BatchTopK (see ``BatchTopKSAE``).
-
-    Parameters
-    ----------
+    ones refine them. Codes are BatchTopK (see :class:`BatchTopKSAE`): the
+    ``k * batch_size`` largest activations of a batch in training, the
+    threshold ``threshold_`` at inference.
+""" + _COMMON_DOC.format(
+        k_note=", on average over a batch",
+        extra_params="""
     group_sizes : list of int, default=None
         Sizes of the consecutive groups, summing to ``n_components``. None:
-        prefixes of 1/16, 1/8, 1/4, 1/2 and all of the latents.
-    **params
-        The parameters of ``BatchTopKSAE`` (``n_components``, ``k``,
-        ``max_iter``, ``learning_rate``, ...).
-
-    Attributes
-    ----------
+        prefixes of 1/16, 1/8, 1/4, 1/2 and all of the latents.""",
+        extra_attrs="""
+    threshold_ : ndarray of shape (1,)
+        Inference threshold on activations.
     group_sizes_ : list of int
-        The group sizes used.
-    components_, bias_, encoder_, encoder_bias_, threshold_, samples_since_fired_
-        As in ``BatchTopKSAE``.
-
+        The group sizes used.""") + """
     Examples
     --------
     >>> from sklearn.datasets import load_digits

@@ -83,7 +83,7 @@ class MatchingPursuitSAE(BaseSAE):
         Number of atoms.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
     n_iter_ : int
         Epochs run (``fit`` and ``partial_fit`` together).
@@ -209,6 +209,22 @@ class MatchingPursuitSAE(BaseSAE):
         -------
         codes : ndarray of shape (n_samples, n_components)
             At most ``n_steps`` nonzeros per row, in the dtype of ``X``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> from skmpsae.metrics import l0, r2_score
+        >>> X = load_digits().data / 16
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+        >>> def r2(Z):
+        ...     return r2_score(X, sae.inverse_transform(Z))
+        >>> r2(sae.transform(X)) < r2(sae.transform(X, n_steps=16))  # more steps, less error
+        True
+        >>> early = sae.transform(X, n_steps=64, tol=0.1)  # stop at 10% residual energy
+        >>> l0(early) < 64
+        True
         """
         if _is_dask(X):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,

@@ -16,7 +16,7 @@ _COMMON_DOC = """
     expansion_factor : float, default=8
         Latents per input feature when ``n_components`` is None.
     k : int, default=16
-        Active latents per sample{k_note}.
+        Active latents per sample{k_note}.{extra_params}
     max_iter : int, default=50
         Training epochs.
     batch_size : int, default=256
@@ -86,7 +86,7 @@ class TopKSAE(AuxKMixin, UntiedSAE):
     the decoder has unit-norm rows and starts as the encoder's transpose; the
     AuxK loss keeps latents from dying. ``transform(X, n_steps=m)`` keeps ``m``
     activations instead of ``k``.
-""" + _COMMON_DOC.format(k_note="", extra_attrs="") + """
+""" + _COMMON_DOC.format(k_note="", extra_params="", extra_attrs="") + """
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -147,12 +147,13 @@ class BatchTopKSAE(TopKSAE):
 
     In training, the ``k * batch_size`` largest activations of the whole batch
     are kept, so samples share a budget of ``k`` on average. At inference a
-    single threshold replaces the batch: ``threshold_``, a running average of
-    threshold_, the activation level that keeps ``k`` latents per sample on
-    average over (a sample of up to 8192 rows of) the training data, so that
-    the mean L0 at inference stays near ``k``. ``transform(X, n_steps=m)`` keeps ``m`` per sample.
+    single threshold replaces the batch: ``threshold_``, the activation level
+    that keeps ``k`` latents per sample on average over (a sample of up to
+    8192 rows of) the training data, so that the mean L0 at inference stays
+    near ``k``. ``transform(X, n_steps=m)`` keeps ``m`` per sample.
 """ + _COMMON_DOC.format(
         k_note=", on average over a batch",
+        extra_params="",
         extra_attrs="""
     threshold_ : ndarray of shape (1,)
         Inference threshold on activations.""") + """

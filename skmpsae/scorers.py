@@ -4,10 +4,10 @@ scikit-learn's ``make_scorer`` wraps a metric of ``(y_true, y_pred)`` around
 ``predict``; an SAE is a transformer, scored by encoding and decoding ``X``.
 These scorers follow scikit-learn's contract ``scorer(estimator, X, y=None)
 -> float``, greater is better, and work for any fitted transformer with
-``transform`` and ``inverse_transform`` (an SAE, or a Pipeline ending in one).
+``transform`` and ``inverse_transform`` (an SAE, or a Pipeline ending in one). A grid search
+over ``k`` scored by the fraction of variance unexplained, then by two metrics
+at once:
 
-Examples
---------
 >>> from sklearn.datasets import load_digits
 >>> from sklearn.model_selection import GridSearchCV
 >>> from skmpsae import MatchingPursuitSAE
@@ -49,7 +49,7 @@ _SCORERS = {
 
 
 def get_scorer_names():
-    """Names accepted by :func:`get_scorer` and :func:`multimetric_scorer`.
+    """Return the names accepted by :func:`get_scorer` and :func:`multimetric_scorer`.
 
     Returns
     -------

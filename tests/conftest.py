@@ -6,6 +6,9 @@ from sklearn.datasets import load_digits
 def pytest_collection_modifyitems(config, items):
     import torch
 
+    # The docs build (a few minutes, the gallery runs) starts first so that
+    # the other worker takes the rest of the suite meanwhile.
+    items.sort(key=lambda item: "test_docs.py::test_docs_build" not in item.nodeid)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU (torch.cuda.is_available() is False)")

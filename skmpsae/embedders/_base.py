@@ -94,6 +94,18 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         -------
         self : object
             The embedder.
+
+        Examples
+        --------
+        Shown with :class:`SentenceEmbedder`, which runs offline; every
+        embedder behaves the same.
+
+        >>> from skmpsae.embedders import SentenceEmbedder
+        >>> embed = SentenceEmbedder().fit(["A cat sleeps.", "Rates rose."])  # loads nothing
+        >>> embed.fit([3.14])
+        Traceback (most recent call last):
+        ...
+        TypeError: X[0]: items must be str (text), PIL images, ... got float.
         """
         self._validate_params()
         self._check(X)
@@ -119,6 +131,17 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
             One row per item, in the order of ``X``; with ``tokens="all"``
             one row per token of each item, items one after the other (see
             ``item_index`` and ``modality``).
+
+        Examples
+        --------
+        Shown with :class:`SentenceEmbedder`, which runs offline; every
+        embedder behaves the same.
+
+        >>> import numpy as np
+        >>> from skmpsae.embedders import SentenceEmbedder
+        >>> X = SentenceEmbedder(verbose=0).transform(["A cat sleeps.", "Rates rose."])
+        >>> X.shape, X.dtype, np.linalg.norm(X, axis=1).round(3)
+        ((2, 384), dtype('float32'), array([1., 1.], dtype=float32))
         """
         self._validate_params()
         items, modalities = self._check(X)
@@ -143,6 +166,17 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         Returns
         -------
         index : ndarray of shape (n_rows,), int64
+            For each row, the position of its item in ``X``.
+
+        Examples
+        --------
+        >>> from skmpsae.embedders import SentenceEmbedder
+        >>> texts = ["A cat.", "Two dogs bark."]
+        >>> embed = SentenceEmbedder(tokens="all", verbose=0)
+        >>> embed.item_index(texts)  # one row per token, special tokens included
+        array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+        >>> embed.transform(texts).shape
+        (11, 384)
         """
         self._validate_params()
         items, modalities = self._check(X)
@@ -165,12 +199,26 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         Returns
         -------
         modality : ndarray of shape (n_rows,), dtype str
+            ``"image"`` or ``"text"`` for each row.
+
+        Examples
+        --------
+        Labels for :func:`skmpsae.metrics.modality_score`, aligned with the
+        rows of ``transform(X)`` (a text-only embedder gives only ``"text"``):
+
+        >>> from skmpsae.embedders import SentenceEmbedder
+        >>> embed = SentenceEmbedder(tokens="all", verbose=0)
+        >>> embed.modality(["A cat.", "Hi."])
+        array(['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text',
+               'text'], dtype='<U4')
+        >>> len(embed.modality(["A cat.", "Hi."])) == len(embed.transform(["A cat.", "Hi."]))
+        True
         """
         _, modalities = self._check(X)
         return modalities[self.item_index(X)]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the output columns: the class name in lower case and a number.
+        """Get the names of the output columns: the class name in lower case and a number.
 
         Parameters
         ----------
@@ -180,6 +228,14 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         Returns
         -------
         feature_names_out : ndarray of str objects
+            One name per embedding dimension (the model is loaded to know it).
+
+        Examples
+        --------
+        >>> from skmpsae.embedders import SentenceEmbedder
+        >>> names = SentenceEmbedder(verbose=0).get_feature_names_out()
+        >>> len(names), names[0]
+        (384, 'sentenceembedder0')
         """
         prefix = type(self).__name__.lower()
         dim = self._output_dim(self._state())

@@ -80,6 +80,7 @@ def item_modality(X) -> np.ndarray:
     Returns
     -------
     modality : ndarray of shape (n_items,), dtype str
+        ``"image"`` for PIL images, arrays and paths, ``"text"`` for strings.
 
     Examples
     --------

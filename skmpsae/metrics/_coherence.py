@@ -41,7 +41,7 @@ def babel_score(dictionary, p):
 
     that is, for each atom the sum of its ``p`` largest absolute cosines with
     the other atoms, maximised over atoms. ``mu_1(1)`` is the mutual
-    coherence; an orthonormal dictionary scores 0 and ``p`` copies of one
+    coherence; an orthonormal dictionary scores 0 and ``p + 1`` copies of one
     atom score ``p``. Higher means more interference between atoms.
 
     Rows are scaled to unit norm first, so the score is that of the atoms'

@@ -21,6 +21,23 @@ def fvu(X, X_hat):
     result is 0.0 for a perfect reconstruction and 1.0 otherwise, as in
     scikit-learn's ``r2_score(force_finite=True)``.
 
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Original samples.
+    X_hat : array-like of shape (n_samples, n_features)
+        Their reconstructions, e.g. ``sae.inverse_transform(sae.transform(X))``.
+
+    Returns
+    -------
+    fvu : float
+        Squared reconstruction error over the total variance of ``X``: 0 for
+        a perfect reconstruction, 1 for predicting the mean of every feature.
+
+    See Also
+    --------
+    r2_score : ``1 - fvu``.
+
     Examples
     --------
     >>> from skmpsae.metrics import fvu
@@ -38,7 +55,25 @@ def fvu(X, X_hat):
 def r2_score(X, X_hat):
     """Explained variance ``R^2 = 1 - fvu(X, X_hat)`` (per-feature centring).
 
-    Equals scikit-learn's ``r2_score(X, X_hat, multioutput="variance_weighted")``.
+    Equals scikit-learn's ``r2_score(X, X_hat, multioutput="variance_weighted")``,
+    and what every SAE's ``score(X)`` returns for its own reconstruction.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Original samples.
+    X_hat : array-like of shape (n_samples, n_features)
+        Their reconstructions.
+
+    Returns
+    -------
+    r2 : float
+        At most 1 (perfect reconstruction); 0 for predicting the mean of
+        every feature; negative for worse than that.
+
+    See Also
+    --------
+    fvu : The fraction of variance left unexplained.
 
     Examples
     --------
@@ -56,6 +91,16 @@ def _codes(Z):
 def l0(Z):
     """Mean number of nonzero codes per sample.
 
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_components)
+        Codes, as returned by an SAE's ``transform``.
+
+    Returns
+    -------
+    l0 : float
+        The average over samples of the count of nonzero entries of each row.
+
     Examples
     --------
     >>> from skmpsae.metrics import l0
@@ -67,6 +112,16 @@ def l0(Z):
 
 def dead_fraction(Z):
     """Share of latents (columns of ``Z``) that are zero for every sample.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_components)
+        Codes, as returned by an SAE's ``transform``.
+
+    Returns
+    -------
+    fraction : float
+        Between 0 (every latent fires at least once) and 1.
 
     Examples
     --------
