@@ -7,12 +7,14 @@ import numpy as np
 from ._base import BaseSAE, _is_dask
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
+from ._docs import with_shared_docs
 from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
 from ._pursuit._gram import gram_matrix
 
 __all__ = ["MatchingPursuitSAE"]
 
 
+@with_shared_docs
 class MatchingPursuitSAE(BaseSAE):
     """Matching-pursuit sparse autoencoder (MP-SAE).
 
@@ -62,16 +64,7 @@ class MatchingPursuitSAE(BaseSAE):
         available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     verbose : int, default=0
         Show a progress bar when positive.
-    warm_start : bool, default=False
-        When fitted already, ``fit`` continues from the current parameters
-        and optimizer state (a new schedule over ``max_iter`` epochs) instead
-        of starting afresh.
-    checkpoint_dir : str or path-like, default=None
-        Folder for atomic training checkpoints (safetensors + JSON, optimizer
-        state included), written at every epoch's end. ``fit`` resumes from
-        the newest one found there, giving the result of an uninterrupted run.
-    checkpoint_every : int, default=None
-        Also checkpoint every this many optimizer steps.
+    {training_control}
 
     Attributes
     ----------

@@ -6,12 +6,14 @@ from numbers import Real
 import numpy as np
 
 from ._compat import Interval
+from ._docs import with_shared_docs
 from ._training._init import subsample
 from ._untied import UntiedSAE
 
 __all__ = ["ReLUSAE"]
 
 
+@with_shared_docs
 class ReLUSAE(UntiedSAE):
     """ReLU ("vanilla") sparse autoencoder with an adaptive L1 penalty.
 
@@ -51,16 +53,7 @@ class ReLUSAE(UntiedSAE):
         Torch device for training.
     verbose : int, default=0
         Show a progress bar when positive.
-    warm_start : bool, default=False
-        When fitted already, ``fit`` continues from the current parameters
-        and optimizer state (a new schedule over ``max_iter`` epochs) instead
-        of starting afresh.
-    checkpoint_dir : str or path-like, default=None
-        Folder for atomic training checkpoints (safetensors + JSON, optimizer
-        state included), written at every epoch's end. ``fit`` resumes from
-        the newest one found there, giving the result of an uninterrupted run.
-    checkpoint_every : int, default=None
-        Also checkpoint every this many optimizer steps.
+    {training_control}
 
     Attributes
     ----------

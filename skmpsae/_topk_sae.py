@@ -2,13 +2,14 @@
 
 import numpy as np
 
+from ._docs import fill_shared
 from ._untied import AuxKMixin, UntiedSAE, top_k_codes
 
 __all__ = ["BatchTopKSAE", "TopKSAE"]
 
 _THRESHOLD_SAMPLES = 8192
 
-_COMMON_DOC = """
+_COMMON_DOC = fill_shared("""
     Parameters
     ----------
     n_components : int, default=None
@@ -45,16 +46,7 @@ _COMMON_DOC = """
         Torch device for training: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     verbose : int, default=0
         Show a progress bar when positive.
-    warm_start : bool, default=False
-        When fitted already, ``fit`` continues from the current parameters
-        and optimizer state (a new schedule over ``max_iter`` epochs) instead
-        of starting afresh.
-    checkpoint_dir : str or path-like, default=None
-        Folder for atomic training checkpoints (safetensors + JSON, optimizer
-        state included), written at every epoch's end. ``fit`` resumes from
-        the newest one found there, giving the result of an uninterrupted run.
-    checkpoint_every : int, default=None
-        Also checkpoint every this many optimizer steps.
+    {training_control}
 
     Attributes
     ----------
@@ -76,7 +68,7 @@ _COMMON_DOC = """
         Epochs run.
     loss_curve_ : list of float
         Mean training loss of each epoch.
-"""
+""")
 
 
 class TopKSAE(AuxKMixin, UntiedSAE):

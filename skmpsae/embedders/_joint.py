@@ -1,9 +1,34 @@
 """Image-text models with a joint embedding space: CLIP and SigLIP."""
 
+from .._docs import with_shared_docs
 from ._base import BaseEmbedder
 from ._items import IMAGE, TEXT
 
 __all__ = ["ClipEmbedder", "SiglipEmbedder"]
+
+
+# The parameters that CLIP and SigLIP document alike.
+_JOINT_PARAMS = """\
+    batch_size : int, default=32
+        Items run through the model at a time; images and texts go in
+        separate batches, texts grouped by length (less padding), and the
+        output keeps the order of ``X``.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``.
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Precision the model runs in; the output is float32 in any case.
+    normalize : bool, default=True
+        Scale each output row to unit Euclidean norm (the cosine geometry
+        of the joint space).
+    local_files_only : bool, default=False
+        Never try to download: load from a folder or the local cache only.
+    layer : int, default=None
+        None: the final output, the joint image-text space. An integer: that
+        hidden state of the image encoder (0: patch embeddings, 1 to L: the
+        blocks' outputs, before the final norm; negative counts from the
+        end). Texts only have the joint-space embedding (``layer=None``).
+"""
 
 
 class _JointEmbedder(BaseEmbedder):
@@ -71,6 +96,7 @@ class _JointEmbedder(BaseEmbedder):
         return self._text_embedding(state.model, out)[:, None]
 
 
+@with_shared_docs(joint_params=_JOINT_PARAMS)
 class ClipEmbedder(_JointEmbedder):
     """CLIP embeddings of images and texts, in their joint space.
 
@@ -87,25 +113,7 @@ class ClipEmbedder(_JointEmbedder):
         A folder written by ``save_pretrained`` (model, image processor and
         tokenizer), or a Hugging Face Hub id, looked up in the local cache
         (and downloaded where the network allows it).
-    batch_size : int, default=32
-        Items run through the model at a time; images and texts go in
-        separate batches, texts grouped by length (less padding), and the
-        output keeps the order of ``X``.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``.
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
-        Precision the model runs in; the output is float32 in any case.
-    normalize : bool, default=True
-        Scale each output row to unit Euclidean norm (the cosine geometry
-        of the joint space).
-    local_files_only : bool, default=False
-        Never try to download: load from a folder or the local cache only.
-    layer : int, default=None
-        None: the final output, the joint image-text space. An integer: that
-        hidden state of the image encoder (0: patch embeddings, 1 to L: the
-        blocks' outputs, before the final norm; negative counts from the
-        end). Texts only have the joint-space embedding (``layer=None``).
+    {joint_params}
     tokens : {"cls", "mean", "all"}, default="cls"
         For images, which tokens give the embedding.
         ``"cls"``: the class token, which CLIP projects into the joint space.
@@ -163,6 +171,7 @@ class ClipEmbedder(_JointEmbedder):
         return config.projection_dim if self.layer is None else config.vision_config.hidden_size
 
 
+@with_shared_docs(joint_params=_JOINT_PARAMS)
 class SiglipEmbedder(_JointEmbedder):
     """SigLIP embeddings of images and texts, in their joint space.
 
@@ -179,25 +188,7 @@ class SiglipEmbedder(_JointEmbedder):
         A folder written by ``save_pretrained`` (model, image processor and
         tokenizer), or a Hugging Face Hub id, looked up in the local cache
         (and downloaded where the network allows it).
-    batch_size : int, default=32
-        Items run through the model at a time; images and texts go in
-        separate batches, texts grouped by length (less padding), and the
-        output keeps the order of ``X``.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``.
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
-        Precision the model runs in; the output is float32 in any case.
-    normalize : bool, default=True
-        Scale each output row to unit Euclidean norm (the cosine geometry
-        of the joint space).
-    local_files_only : bool, default=False
-        Never try to download: load from a folder or the local cache only.
-    layer : int, default=None
-        None: the final output, the joint image-text space. An integer: that
-        hidden state of the image encoder (0: patch embeddings, 1 to L: the
-        blocks' outputs, before the final norm; negative counts from the
-        end). Texts only have the joint-space embedding (``layer=None``).
+    {joint_params}
     tokens : {"cls", "mean", "all"}, default="cls"
         For images, which tokens give the embedding.
         ``"cls"``: the pooled embedding, from the attention-pooling head

@@ -1,0 +1,43 @@
+"""Docstring fragments that several estimators share, written once."""
+
+__all__ = ["TRAINING_CONTROL", "fill_shared", "with_shared_docs"]
+
+#: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
+TRAINING_CONTROL = """\
+    warm_start : bool, default=False
+        When fitted already, ``fit`` continues from the current parameters
+        and optimizer state (a new schedule over ``max_iter`` epochs) instead
+        of starting afresh.
+    checkpoint_dir : str or path-like, default=None
+        Folder for atomic training checkpoints (safetensors + JSON, optimizer
+        state included), written at every epoch's end. ``fit`` resumes from
+        the newest one found there, giving the result of an uninterrupted run.
+    checkpoint_every : int, default=None
+        Also checkpoint every this many optimizer steps.
+"""
+
+
+
+def fill_shared(doc, **fragments):
+    """``doc`` with each marker line ``    {name}`` replaced by its fragment.
+
+    ``training_control`` is always known; other fragments are passed by name.
+    """
+    if not doc:  # None under python -OO
+        return doc
+    for name, text in {"training_control": TRAINING_CONTROL, **fragments}.items():
+        doc = doc.replace(f"    {{{name}}}\n", text)
+    return doc
+
+
+def with_shared_docs(cls=None, **fragments):
+    """Class decorator filling the shared fragments of the class docstring.
+
+    Use bare (``@with_shared_docs``) or with fragments
+    (``@with_shared_docs(joint_params=TEXT)``).
+    """
+    def fill(klass):
+        klass.__doc__ = fill_shared(klass.__doc__, **fragments)
+        return klass
+
+    return fill if cls is None else fill(cls)
