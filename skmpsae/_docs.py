@@ -1,6 +1,6 @@
 """Docstring fragments that several estimators share, written once."""
 
-__all__ = ["TRAINING_CONTROL", "fill_shared", "with_shared_docs"]
+__all__ = ["EMBEDDER_RUNTIME", "TRAINING_CONTROL", "fill_shared", "with_shared_docs"]
 
 #: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
 TRAINING_CONTROL = """\
@@ -17,15 +17,30 @@ TRAINING_CONTROL = """\
 """
 
 
+#: The ``memory`` and ``verbose`` parameters of every embedder.
+EMBEDDER_RUNTIME = """\
+    memory : str, path or joblib.Memory, default=None
+        Cache the embeddings of each sequence of items, for instance across
+        the folds and parameters of a ``GridSearchCV`` over a pipeline that
+        starts with this embedder: only the first time a set of items is met
+        runs the model. None: no caching.
+    verbose : int, default=1
+        0: silent. 1: a progress bar over batches for runs that last more
+        than a few seconds. 2: always a progress bar (and transformers' own
+        while the model loads).
+"""
+
 
 def fill_shared(doc, **fragments):
     """``doc`` with each marker line ``    {name}`` replaced by its fragment.
 
-    ``training_control`` is always known; other fragments are passed by name.
+    ``training_control`` and ``embedder_runtime`` are always known; other
+    fragments are passed by name.
     """
     if not doc:  # None under python -OO
         return doc
-    for name, text in {"training_control": TRAINING_CONTROL, **fragments}.items():
+    for name, text in {"training_control": TRAINING_CONTROL,
+                        "embedder_runtime": EMBEDDER_RUNTIME, **fragments}.items():
         doc = doc.replace(f"    {{{name}}}\n", text)
     return doc
 

@@ -1,10 +1,12 @@
 """DINOv2 (and ViT-like) image embeddings."""
 
+from .._docs import with_shared_docs
 from ._base import BaseEmbedder
 
 __all__ = ["Dinov2Embedder"]
 
 
+@with_shared_docs
 class Dinov2Embedder(BaseEmbedder):
     """DINOv2 embeddings of images: the class token, the mean patch token, or every patch.
 
@@ -41,13 +43,7 @@ class Dinov2Embedder(BaseEmbedder):
         each (the paper trains SAEs on all tokens): an image then gives
         ``n_patches`` rows; ``item_index(X)`` says which image each row
         comes from.
-    memory : str, path or joblib.Memory, default=None
-        Cache the embeddings of each sequence of images, for instance across
-        the folds and parameters of a ``GridSearchCV``. None: no caching.
-    verbose : int, default=1
-        0: silent. 1: a progress bar over batches for runs that last more
-        than a few seconds. 2: always a progress bar (and transformers' own
-        while the model loads).
+    {embedder_runtime}
 
     See Also
     --------

@@ -123,15 +123,7 @@ class ClipEmbedder(_JointEmbedder):
         and ``modality(X)`` say which item and modality each row comes from.
         With ``layer=None``, patch tokens go through the same final norm and
         projection as the class token.
-    memory : str, path or joblib.Memory, default=None
-        Cache the embeddings of each sequence of items, for instance across
-        the folds and parameters of a ``GridSearchCV`` over a pipeline that
-        starts with this embedder: only the first time a set of items is met
-        runs the model. None: no caching.
-    verbose : int, default=1
-        0: silent. 1: a progress bar over batches for runs that last more
-        than a few seconds. 2: always a progress bar (and transformers' own
-        while the model loads).
+    {embedder_runtime}
 
     See Also
     --------
@@ -200,15 +192,7 @@ class SiglipEmbedder(_JointEmbedder):
         and ``modality(X)`` say which item and modality each row comes from.
         With ``layer=None``, patch tokens are the final normed hidden states
         (the pooling head does not apply per token).
-    memory : str, path or joblib.Memory, default=None
-        Cache the embeddings of each sequence of items, for instance across
-        the folds and parameters of a ``GridSearchCV`` over a pipeline that
-        starts with this embedder: only the first time a set of items is met
-        runs the model. None: no caching.
-    verbose : int, default=1
-        0: silent. 1: a progress bar over batches for runs that last more
-        than a few seconds. 2: always a progress bar (and transformers' own
-        while the model loads).
+    {embedder_runtime}
 
     See Also
     --------

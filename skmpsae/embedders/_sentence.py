@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._compat import Interval
+from .._docs import with_shared_docs
 from ._base import BaseEmbedder
 from ._items import TEXT
 from ._loading import model_source
@@ -37,6 +38,7 @@ def _folder_max_length(source):
     return json.loads(config.read_text()).get("max_seq_length")
 
 
+@with_shared_docs
 class SentenceEmbedder(BaseEmbedder):
     """Sentence embeddings of texts: a transformers encoder, mean pooling, unit norm.
 
@@ -83,13 +85,7 @@ class SentenceEmbedder(BaseEmbedder):
         Longer texts are truncated to this many tokens. None: the
         ``max_seq_length`` of a sentence-transformers folder (256 for
         all-MiniLM-L6-v2), else the longest the model accepts.
-    memory : str, path or joblib.Memory, default=None
-        Cache the embeddings of each sequence of texts, for instance across
-        the folds and parameters of a ``GridSearchCV``. None: no caching.
-    verbose : int, default=1
-        0: silent. 1: a progress bar over batches for runs that last more
-        than a few seconds. 2: always a progress bar (and transformers' own
-        while the model loads).
+    {embedder_runtime}
 
     See Also
     --------
