@@ -120,8 +120,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _source(self, X, *, reset):
         """Validate ``X`` and wrap it as a training source (arrays, memmaps, iterables)."""
-        from ._training._data import ArraySource, is_streamed, validated_stream
+        from ._training._data import ArraySource, DaskBlocks, is_streamed, validated_stream
 
+        if _is_dask(X):  # streamed block by block, never computed whole
+            return validated_stream(self, DaskBlocks(X), reset=reset)
         if is_streamed(X):
             return validated_stream(self, X, reset=reset)
         with naming("X"):
@@ -148,7 +150,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             with bounded memory. An iterable of 2-D chunks (a list of arrays,
             a generator, a torch ``DataLoader``) is cut into batches of
             ``batch_size`` rows in the order it yields them; a one-shot
-            iterator allows one epoch.
+            iterator allows one epoch. A dask array is read one row block
+            at a time, in order.
         y : Ignored
             Not used, present for API consistency.
 

@@ -160,3 +160,12 @@ def test_dask_transform_blockwise(digits):
                                sae.inverse_transform(Z.compute()), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="expected \\(n_samples, 64\\)"):
         sae.transform(da.zeros((10, 5), chunks=5))
+
+
+def test_dask_fit_streams_blocks(digits):
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(digits, chunks=(300, 16))
+    sae = MatchingPursuitSAE(**FAST).fit(X)
+    # Blocks come in order: the same rows as a list of the same chunks.
+    _assert_same_fit(sae, MatchingPursuitSAE(**FAST).fit(np.array_split(digits, 6)))
+    assert sae.n_features_in_ == 64

@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["ArraySource", "IterableSource", "as_source", "is_streamed"]
+__all__ = ["ArraySource", "DaskBlocks", "IterableSource", "as_source", "is_streamed"]
 
 #: Rows kept from an iterable for the hooks that need a data sample.
 SAMPLE_ROWS = 8192
@@ -282,6 +282,8 @@ class IterableSource:
     def n_rows(self):
         """Rows per pass when the source knows it (sequences, map-style DataLoader), else None."""
         data = self.iterable
+        if isinstance(data, DaskBlocks):
+            return data.n_rows
         if isinstance(data, (list, tuple)):
             return sum(_as_chunk(item, i).shape[0] for i, item in enumerate(data))
         sampler = getattr(data, "sampler", None)
@@ -315,6 +317,21 @@ class IterableSource:
                 emitted += 1
         if held and emitted >= skip:
             yield np.concatenate(pending)
+
+
+class DaskBlocks:
+    """The row blocks of a dask array, computed one at a time (re-iterable)."""
+
+    def __init__(self, X):
+        self.X = X.rechunk({1: -1})
+        self.n_rows = int(X.shape[0])
+
+    def __len__(self):
+        return self.X.numblocks[0]
+
+    def __iter__(self):
+        for i in range(self.X.numblocks[0]):
+            yield np.asarray(self.X.blocks[i].compute())
 
 
 def as_source(X):
