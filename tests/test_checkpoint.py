@@ -95,6 +95,15 @@ def test_checkpoint_of_another_run_is_refused(digits, tmp_path):
         TopKSAE(**PARAMS, checkpoint_dir=tmp_path).fit(digits)
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, as in an interactive session (CI may ignore SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_keeps_last_step_and_resumes(digits, tmp_path):
     params = {**PARAMS, "checkpoint_dir": tmp_path}
     sae = _crash_at(MatchingPursuitSAE(**params), 10,
@@ -108,6 +117,7 @@ def test_ctrl_c_keeps_last_step_and_resumes(digits, tmp_path):
     _same_fit(resumed, MatchingPursuitSAE(**PARAMS).fit(digits))
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_second_ctrl_c_raises(digits):
     def twice():
         signal.raise_signal(signal.SIGINT)
@@ -196,3 +206,15 @@ def test_partial_fit_ignores_checkpoint_dir(digits, tmp_path):
     sae = MatchingPursuitSAE(**PARAMS, checkpoint_dir=tmp_path)
     sae.partial_fit(digits[:900]).partial_fit(digits[900:])
     assert sae.n_iter_ == 2 and not any(tmp_path.iterdir())
+
+
+def test_ignored_sigint_is_left_alone(digits):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sae = _crash_at(MatchingPursuitSAE(**PARAMS), 3,
+                        lambda: signal.raise_signal(signal.SIGINT))
+        sae.fit(digits)  # no warning: the signal was ignored, training went on
+        assert sae.n_iter_ == 3
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

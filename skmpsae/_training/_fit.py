@@ -41,8 +41,9 @@ class RunOutcome(NamedTuple):
 class _Interrupt:
     """Turns the first Ctrl-C into a request to stop after the current step.
 
-    A second Ctrl-C raises ``KeyboardInterrupt`` at once. Only the main thread
-    can install signal handlers; elsewhere Ctrl-C behaves as usual.
+    A second Ctrl-C raises ``KeyboardInterrupt`` at once. Only Python's default
+    handler is replaced, in the main thread: where SIGINT is ignored (a
+    background job) or handled by the application, it is left alone.
     """
 
     def __init__(self):
@@ -54,7 +55,8 @@ class _Interrupt:
         signal.signal(signal.SIGINT, self._previous)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
