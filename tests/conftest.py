@@ -29,3 +29,32 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def _dyadic_problem(n_samples, n_features, n_components, seed=0):
+    """A problem on which every pursuit operation is exact in floating point.
+
+    Atoms are +-1 on one coordinate or +-1/2 on four coordinates (exactly unit
+    norm); X holds multiples of 1/4 and the bias multiples of 1/2. Products and
+    sums then stay dyadic with few significant bits, so every engine, every
+    chunking and every summation order (cuBLAS included) gives the same bits,
+    and the data is full of exact ties (which must all break to the lowest index).
+    Returns ``(X, D, b)`` in float64.
+    """
+    assert n_features >= 4
+    rng = np.random.default_rng(seed)
+    D = np.zeros((n_components, n_features))
+    for i in range(n_components):
+        if rng.random() < 0.3:
+            D[i, rng.integers(n_features)] = rng.choice([-1.0, 1.0])
+        else:
+            D[i, rng.choice(n_features, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+    X = rng.integers(-12, 13, size=(n_samples, n_features)) / 4.0
+    b = rng.integers(-2, 3, size=n_features) / 2.0
+    return X, D, b
+
+
+@pytest.fixture(scope="session")
+def dyadic_problem():
+    """``dyadic_problem(n_samples, n_features, n_components, seed=0) -> (X, D, b)``."""
+    return _dyadic_problem

@@ -156,24 +156,6 @@ def random_problem(n, n_features, n_components, dtype, seed):
     return X.astype(dtype), D.astype(dtype)
 
 
-def dyadic_problem(n, n_features, n_components, seed):
-    """Data on which every operation of the pursuit is exact, and full of ties.
-
-    Atoms are a signed unit vector of the basis or have four entries of +-1/2;
-    samples are multiples of 1/4. Correlations, Gram entries and their updates
-    are then short dyadic fractions, equal whatever the summation order.
-    """
-    rng = np.random.default_rng(seed)
-    D = np.zeros((n_components, n_features))
-    for row in D:
-        if rng.random() < 0.4:
-            row[rng.integers(n_features)] = rng.choice([-1.0, 1.0])
-        else:
-            row[rng.choice(n_features, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-    X = rng.integers(-8, 9, size=(n, n_features)) / 4.0
-    return X, D
-
-
 def check_against_reference(lib, C, G, n_steps, positive, thresh, rsq, write_codes=False,
                             **launch):
     """Selections equal to the reference's, bit for bit, and so are the squared
@@ -221,8 +203,8 @@ def test_emulated_kernel_any_launch_shape(emulator, block, grid):
 @pytest.mark.parametrize("tol", [None, 0.1])
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_emulated_kernel_exact_ties(emulator, dtype, positive, tol):
-    X, D = dyadic_problem(16, 8, 131, seed=1)
+def test_emulated_kernel_exact_ties(emulator, dtype, positive, tol, dyadic_problem):
+    X, D, _ = dyadic_problem(16, 8, 131, seed=1)
     C, G, thresh, rsq = correlations(X.astype(dtype), D.astype(dtype), tol)
     assert (np.sort(C, axis=1)[:, -1] == np.sort(C, axis=1)[:, -2]).any()  # ties at the top
     for write_codes in (False, True):
@@ -379,8 +361,9 @@ def stand_in_cupy(emulator, monkeypatch):
 @pytest.mark.parametrize("tol", [None, 0.1])
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_wrapper_matches_reference_exactly(stand_in_cupy, dtype, positive, tol):
-    X, D = dyadic_problem(20, 8, 131, seed=2)
+def test_wrapper_matches_reference_exactly(stand_in_cupy, dtype, positive, tol,
+                                           dyadic_problem):
+    X, D, _ = dyadic_problem(20, 8, 131, seed=2)
     X, D = X.astype(dtype), D.astype(dtype)
     b = (np.arange(8) % 3 / 2).astype(dtype)
     kw = dict(n_steps=7, bias=b, positive=positive, tol=tol)
@@ -475,8 +458,8 @@ def test_wrapper_validates_gpu_input(stand_in_cupy, x_case, d_case, kwargs, matc
         mp_encode(_dev(X), D, n_steps=2, **kwargs)
 
 
-def test_gpu_input_int_becomes_float64(stand_in_cupy):
-    X, D = dyadic_problem(5, 4, 6, seed=0)
+def test_gpu_input_int_becomes_float64(stand_in_cupy, dyadic_problem):
+    X, D, _ = dyadic_problem(5, 4, 6, seed=0)
     got = mp_encode(_dev((4 * X).astype(np.int32)), D, n_steps=3)
     assert got.dtype == np.float64
     assert_array_equal(np.asarray(got), mp_encode(4 * X, D, n_steps=3, backend="numpy"))

@@ -66,19 +66,6 @@ def _random_problem(n, n_features, n_components, dtype, seed=0):
     return X.astype(dtype), D.astype(dtype)
 
 
-def _dyadic_problem(n, n_features, n_components, seed=0):
-    # Exact in floating point whatever the summation order (cuBLAS included):
-    # atoms are +-e_i or four entries of +-1/2, samples multiples of 1/4.
-    rng = np.random.default_rng(seed)
-    D = np.zeros((n_components, n_features))
-    for row in D:
-        if rng.random() < 0.4:
-            row[rng.integers(n_features)] = rng.choice([-1.0, 1.0])
-        else:
-            row[rng.choice(n_features, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-    return rng.integers(-8, 9, size=(n, n_features)) / 4.0, D
-
-
 @pytest.mark.parametrize("n_components", [257, 1000])
 @pytest.mark.parametrize("tol", [None, 0.2])
 @pytest.mark.parametrize("positive", [True, False])
@@ -116,11 +103,11 @@ def test_cuda_kernel_bit_identical_to_reference(dtype, positive, tol, n_componen
 @pytest.mark.parametrize("tol", [None, 0.1])
 @pytest.mark.parametrize("positive", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cupy_backend_exact_on_exact_data(dtype, positive, tol):
+def test_cupy_backend_exact_on_exact_data(dtype, positive, tol, dyadic_problem):
     # NumPy, CuPy and torch CUDA inputs: codes equal to the reference's, in
     # the input's array type.
     cp = _cupy()
-    X, D = _dyadic_problem(400, 16, 300, seed=1)
+    X, D, _ = dyadic_problem(400, 16, 300, seed=1)
     X, D = X.astype(dtype), D.astype(dtype)
     b = (np.arange(16) % 3 / 2).astype(dtype)
     kw = dict(n_steps=10, bias=b, positive=positive, tol=tol)

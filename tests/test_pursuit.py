@@ -29,28 +29,6 @@ def make_problem(n_samples, n_features, n_components, dtype=np.float64, *, seed=
     return X.astype(dtype), D.astype(dtype), None if b is None else b.astype(dtype)
 
 
-def make_dyadic_problem(n_samples, n_features, n_components, *, seed=0):
-    """A problem on which every pursuit operation is exact in floating point.
-
-    Atoms are +-1 on one coordinate or +-1/2 on four coordinates (exactly unit
-    norm); X holds multiples of 1/4 and the bias multiples of 1/2. Products and
-    sums then stay dyadic with few significant bits, so every engine, every
-    chunking and every summation order gives the same bits, and the data is full
-    of exact ties (which must all break to the lowest index).
-    """
-    assert n_features >= 4
-    rng = np.random.default_rng(seed)
-    D = np.zeros((n_components, n_features))
-    for i in range(n_components):
-        if rng.random() < 0.3:
-            D[i, rng.integers(n_features)] = rng.choice([-1.0, 1.0])
-        else:
-            D[i, rng.choice(n_features, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-    X = rng.integers(-12, 13, size=(n_samples, n_features)) / 4.0
-    b = rng.integers(-2, 3, size=n_features) / 2.0
-    return X, D, b
-
-
 def support(Z):
     return Z != 0
 
@@ -109,10 +87,10 @@ def test_backend_parity(dtype, positive, tol, bias, n_components):
 
 @pytest.mark.parametrize("tol", [None, 0.1])
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
-def test_parity_exact_arithmetic_with_ties(positive, tol):
+def test_parity_exact_arithmetic_with_ties(positive, tol, dyadic_problem):
     # On exactly representable data every engine must give the same bits,
     # including through the many exact ties this data has.
-    X, D, b = make_dyadic_problem(60, 8, 131, seed=1)
+    X, D, b = dyadic_problem(60, 8, 131, seed=1)
     ref = naive_pursuit(X, D, 6, bias=b, positive=positive, tol=tol)
     assert np.abs(ref).sum() > 0
     for be in BACKENDS:
@@ -275,8 +253,9 @@ def _set_chunk_bytes(monkeypatch, nbytes):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("tol", [None, 0.1])
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
-def test_chunking_bit_identical_on_exact_data(monkeypatch, backend, positive, tol):
-    X, D, b = make_dyadic_problem(37, 8, 131, seed=2)
+def test_chunking_bit_identical_on_exact_data(monkeypatch, backend, positive, tol,
+                                              dyadic_problem):
+    X, D, b = dyadic_problem(37, 8, 131, seed=2)
     per_row = (131 + 8) * X.itemsize
     kw = dict(n_steps=6, bias=b, positive=positive, tol=tol, backend=backend)
     grams = (None, D @ D.T)
