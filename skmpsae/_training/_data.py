@@ -3,21 +3,22 @@
 A source yields the mini-batches of one epoch as NumPy arrays and offers a
 row sample for the hooks that look at data (initialisation, revival of dead
 latents, BatchTopK thresholds). Memory stays bounded for memory-mapped arrays
-(the pages a batch was read from are handed back to the page cache) and for
-iterables (only the current chunk and the row sample are held).
+(rows are read from the file, not through the mapping: see ``_RowReader``)
+and for iterables (only the current chunk and the row sample are held).
 
 Under ``torch.distributed`` every rank holds the same array and takes its part
 of each global batch of ``batch_size * world_size`` rows; an iterable is read
 by each rank as its own shard.
 """
 
+import functools
 import mmap
 import os
 import weakref
 
 import numpy as np
 
-__all__ = ["ArraySource", "DaskBlocks", "IterableSource", "as_source", "is_streamed"]
+__all__ = ["ArraySource", "DaskBlocks", "IterableSource", "is_streamed", "validated_stream"]
 
 #: Rows kept from an iterable for the hooks that need a data sample.
 SAMPLE_ROWS = 8192
@@ -25,23 +26,27 @@ _CHECK_ROWS_BYTES = 32 << 20
 _FLOATS = (np.float32, np.float64)
 
 
-def _find_mmap(X):
-    """The ``mmap.mmap`` behind an array (np.memmap or a view of one), or None."""
+def _mapping(X):
+    """``(owner, mm)``: the ``np.memmap`` holding ``X`` and its ``mmap.mmap`` (None, None if none).
+
+    ``owner`` is None when the mapping is not a ``np.memmap``'s (an array
+    made with ``np.frombuffer`` over an ``mmap.mmap``).
+    """
     base = X
     while base is not None:
         mm = getattr(base, "_mmap", None)
-        if isinstance(mm, mmap.mmap):
-            return mm
+        if isinstance(base, np.memmap) and isinstance(mm, mmap.mmap):
+            return base, mm
         if isinstance(base, mmap.mmap):
-            return base
+            return None, base
         base = getattr(base, "base", None)
-    return None
+    return None, None
 
 
 def is_streamed(X):
     """Whether ``fit`` should stream ``X`` instead of validating it whole."""
     if isinstance(X, np.ndarray):
-        return _find_mmap(X) is not None
+        return _mapping(X)[1] is not None
     return not hasattr(X, "__array__") and not hasattr(X, "shape") and not _is_row_list(X)
 
 
@@ -50,16 +55,6 @@ def _is_row_list(X):
     if not isinstance(X, (list, tuple)) or not X:
         return isinstance(X, (list, tuple))
     return np.ndim(X[0]) == 1
-
-
-def _memmap_owner(X):
-    """The ``np.memmap`` whose mapping holds ``X`` (itself or a base), or None."""
-    base = X
-    while base is not None:
-        if isinstance(base, np.memmap) and isinstance(getattr(base, "_mmap", None), mmap.mmap):
-            return base
-        base = getattr(base, "base", None)
-    return None
 
 
 def _pread_into(fd, buffer, position):
@@ -88,8 +83,7 @@ class _RowReader:
         self.X = X
         self.row_bytes = X.shape[1] * X.dtype.itemsize
         self._fd = None
-        owner = _memmap_owner(X)
-        self._mmap = _find_mmap(X)
+        owner, self._mmap = _mapping(X)
         if owner is None or owner.mode not in ("r", "r+") or not owner.filename \
                 or X.strides[1] != X.dtype.itemsize or X.strides[0] < self.row_bytes:
             return
@@ -170,15 +164,18 @@ class _MappedRows:
 
 
 class ArraySource:
-    """Shuffled mini-batches of an array (in memory or memory-mapped)."""
+    """Shuffled mini-batches of an array (in memory or memory-mapped).
 
-    streamed = False
+    ``streamed``: validated here as it is read (a memory map), not by
+    scikit-learn's ``validate_data`` up front.
+    """
 
-    def __init__(self, X):
+    def __init__(self, X, *, streamed=False):
         self.X = X
         self.n_features = X.shape[1]
         self.dtype = X.dtype
-        self._reader = _RowReader(X) if _find_mmap(X) is not None else None
+        self.streamed = streamed
+        self._reader = _RowReader(X) if _mapping(X)[1] is not None else None
 
     def n_rows(self):
         return self.X.shape[0]
@@ -202,10 +199,15 @@ class ArraySource:
                    else self._reader.rows(rows))
 
 
-def _as_chunk(item, index):
+def _samples_of(item):
     # DataLoader over a TensorDataset yields [x] or (x, y): the samples come first.
     if isinstance(item, (tuple, list)) and item and np.ndim(item[0]) == 2:
-        item = item[0]
+        return item[0]
+    return item
+
+
+def _as_chunk(item, index):
+    item = _samples_of(item)
     if hasattr(item, "detach"):
         item = item.detach().cpu().numpy()
     try:
@@ -279,17 +281,21 @@ class IterableSource:
         self._replay = True
         return np.concatenate(self._prefix)[:SAMPLE_ROWS]
 
-    def n_rows(self):
-        """Rows per pass when the source knows it (sequences, map-style DataLoader), else None."""
+    @functools.cached_property
+    def _known_rows(self):
         data = self.iterable
         if isinstance(data, DaskBlocks):
             return data.n_rows
         if isinstance(data, (list, tuple)):
-            return sum(_as_chunk(item, i).shape[0] for i, item in enumerate(data))
+            return sum(len(_samples_of(item)) for item in data)
         sampler = getattr(data, "sampler", None)
         if getattr(data, "batch_size", None) is not None and hasattr(sampler, "__len__"):
             return len(sampler)
         return None
+
+    def n_rows(self):
+        """Rows per pass when the source knows it (sequences, map-style DataLoader), else None."""
+        return self._known_rows
 
     def sample(self):
         return self._sample
@@ -334,13 +340,6 @@ class DaskBlocks:
             yield np.asarray(self.X.blocks[i].compute())
 
 
-def as_source(X):
-    """A training source for a validated array or a stream."""
-    if isinstance(X, np.ndarray):
-        return ArraySource(X)
-    return IterableSource(X)
-
-
 def validated_stream(estimator, X, *, reset):
     """Validate a streamed ``X`` cheaply: a memmap is checked in chunks, an iterable per chunk."""
     if isinstance(X, np.ndarray):
@@ -355,9 +354,8 @@ def validated_stream(estimator, X, *, reset):
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X has shape {X.shape}; at least one sample and one feature "
                              "are required.")
-        source = ArraySource(X)
+        source = ArraySource(X, streamed=True)
         check_finite_rows(X, source._reader)
-        source.streamed = True
     else:
         source = IterableSource(X)
     expected = None if reset else estimator.n_features_in_

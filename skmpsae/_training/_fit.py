@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from .._device import resolve_device
 from .._pursuit._threads import torch_threads
 from ._checkpoint import CheckpointStore
+from ._data import ArraySource
 from ._distributed import Sync
 from ._loop import EpochPosition, TrainState, run_epoch
 from ._schedule import constant, warmup_cosine
@@ -76,7 +77,7 @@ def _steps_per_epoch(source, batch_size, sync):
     world = 1 if sync is None else sync.world
     if n_rows is None:
         return None
-    if world > 1 and hasattr(source, "X"):
+    if world > 1 and isinstance(source, ArraySource):
         return -(-n_rows // (batch_size * world))
     steps = -(-n_rows // min(batch_size, max(n_rows, 1)))
     if sync is not None:  # each rank's own iterable: the longest sets the pace
@@ -97,13 +98,13 @@ class _Run:
         # fit checkpoints and resumes; partial_fit leaves that to the caller's loop.
         self.store = (CheckpointStore(estimator.checkpoint_dir)
                       if cosine and estimator.checkpoint_dir is not None else None)
-        self.every = getattr(estimator, "checkpoint_every", None)
+        self.every = estimator.checkpoint_every
         self.batch_size = estimator.batch_size
-        if hasattr(source, "X"):
+        if isinstance(source, ArraySource):
             self.batch_size = min(self.batch_size, source.n_rows())
-        steps = _steps_per_epoch(source, self.batch_size, self.sync)
-        self.schedule = (warmup_cosine(n_epochs * steps, estimator.warmup)
-                         if cosine and steps else constant)
+        self.steps = _steps_per_epoch(source, self.batch_size, self.sync)
+        self.schedule = (warmup_cosine(n_epochs * self.steps, estimator.warmup)
+                         if cosine and self.steps else constant)
         self.previous = previous
         self.position = None
         self.rng_epoch = None
@@ -112,7 +113,7 @@ class _Run:
     # ------------------------------------------------------------ starting point
     def _start(self):
         est, saved = self.est, None
-        if self.sync is not None and hasattr(self.source, "X"):
+        if self.sync is not None and isinstance(self.source, ArraySource):
             self.sync.check_same(self.source.n_rows(), "the number of rows of X")
         if self.store is not None:
             saved = self._read_checkpoint()
@@ -210,8 +211,7 @@ class _Run:
 
         state = self._start()
         done = self.n_iter - self.first_epoch
-        steps = _steps_per_epoch(self.source, self.batch_size, self.sync) or 0
-        progress = tqdm(total=max(self.n_epochs - done, 0) * steps or None,
+        progress = tqdm(total=max(self.n_epochs - done, 0) * (self.steps or 0) or None,
                         disable=not self.est.verbose, desc=type(self.est).__name__,
                         unit="batch")
         rank, world = (0, 1) if self.sync is None else (self.sync.rank, self.sync.world)
