@@ -122,6 +122,24 @@ def make_data(n_samples, n_features, n_components, k, dtype, rng):
     return D.astype(dtype), X_gauss.astype(dtype), X_struct.astype(dtype)
 
 
+def add_problem_arguments(parser, *, repeats):
+    """The SPEC section 8 problem (X 4096 x 768, 6144 atoms, k=32) as command-line options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Parser to extend.
+    repeats : int
+        Default number of timed rounds.
+    """
+    parser.add_argument("--n-samples", type=int, default=4096)
+    parser.add_argument("--n-features", type=int, default=768)
+    parser.add_argument("--n-components", type=int, default=6144)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+
+
 def main(argv=None):
     """Run the benchmark and print the table and the SPEC bars.
 
@@ -131,12 +149,7 @@ def main(argv=None):
         Command-line arguments (``sys.argv[1:]`` when None).
     """
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-samples", type=int, default=4096)
-    p.add_argument("--n-features", type=int, default=768)
-    p.add_argument("--n-components", type=int, default=6144)
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    add_problem_arguments(p, repeats=7)
     p.add_argument("--omp-rows", type=int, default=256)
     p.add_argument("--skip-sklearn", action="store_true")
     p.add_argument("--seed", type=int, default=0)

@@ -33,7 +33,7 @@ import argparse
 import sys
 
 import numpy as np
-from bench_encode import interleaved_medians, make_data
+from bench_encode import add_problem_arguments, interleaved_medians, make_data
 
 from skmpsae import mp_encode
 from skmpsae._pursuit import _cupy, _numpy, _torch
@@ -103,12 +103,7 @@ def main(argv=None):
         Command-line arguments (``sys.argv[1:]`` when None).
     """
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-samples", type=int, default=4096)
-    p.add_argument("--n-features", type=int, default=768)
-    p.add_argument("--n-components", type=int, default=6144)
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=11)
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    add_problem_arguments(p, repeats=11)
     p.add_argument("--block", type=int, default=_cupy._BLOCK,
                    help="threads per block of the kernel (a multiple of 32, <= 1024)")
     p.add_argument("--check-rows", type=int, default=256)
