@@ -1,6 +1,7 @@
 """Docstring fragments that several estimators share, written once."""
 
-__all__ = ["EMBEDDER_RUNTIME", "TRAINING_CONTROL", "fill_shared", "with_shared_docs"]
+__all__ = ["EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "TRAINING_CONTROL", "fill_shared",
+           "with_shared_docs"]
 
 #: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
 TRAINING_CONTROL = """\
@@ -30,17 +31,30 @@ EMBEDDER_RUNTIME = """\
         while the model loads).
 """
 
+#: ``device`` to ``local_files_only``, alike for the single-tower embedders (DINOv2, sentences).
+EMBEDDER_DEVICE = """\
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``.
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Precision the model runs in; the output is float32 in any case.
+    normalize : bool, default=True
+        Scale each output row to unit Euclidean norm.
+    local_files_only : bool, default=False
+        Never try to download: load from a folder or the local cache only.
+"""
 
 def fill_shared(doc, **fragments):
     """``doc`` with each marker line ``    {name}`` replaced by its fragment.
 
-    ``training_control`` and ``embedder_runtime`` are always known; other
-    fragments are passed by name.
+    ``training_control``, ``embedder_runtime`` and ``embedder_device`` are
+    always known; other fragments are passed by name.
     """
     if not doc:  # None under python -OO
         return doc
     for name, text in {"training_control": TRAINING_CONTROL,
-                        "embedder_runtime": EMBEDDER_RUNTIME, **fragments}.items():
+                        "embedder_runtime": EMBEDDER_RUNTIME,
+                        "embedder_device": EMBEDDER_DEVICE, **fragments}.items():
         doc = doc.replace(f"    {{{name}}}\n", text)
     return doc
 

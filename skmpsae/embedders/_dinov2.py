@@ -24,15 +24,7 @@ class Dinov2Embedder(BaseEmbedder):
         downloaded where the network allows it).
     batch_size : int, default=32
         Images run through the model at a time.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``.
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
-        Precision the model runs in; the output is float32 in any case.
-    normalize : bool, default=True
-        Scale each output row to unit Euclidean norm.
-    local_files_only : bool, default=False
-        Never try to download: load from a folder or the local cache only.
+    {embedder_device}
     layer : int, default=None
         None: the final hidden states (after the final norm). An integer:
         that hidden state (0: patch embeddings, 1 to L: the blocks' outputs,

@@ -62,15 +62,7 @@ class SentenceEmbedder(BaseEmbedder):
     batch_size : int, default=32
         Texts run through the model at a time, grouped by length (less
         padding); the output keeps the order of ``X``.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``.
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
-        Precision the model runs in; the output is float32 in any case.
-    normalize : bool, default=True
-        Scale each output row to unit Euclidean norm.
-    local_files_only : bool, default=False
-        Never try to download: load from a folder or the local cache only.
+    {embedder_device}
     layer : int, default=None
         None: the last hidden states. An integer: that hidden state (0:
         token embeddings, 1 to L: the layers' outputs; negative counts from
