@@ -178,10 +178,18 @@ class MatchingPursuitSAE(BaseSAE):
 
             # The CUDA kernel when CuPy can run it; the torch engine otherwise.
             backend = "cupy" if _cupy.is_available() else "torch"
-        gram = arrays.get("gram")
-        # Cached when it fits the budget; otherwise pursuit uses per-step products.
-        if gram is None and D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET:
-            gram = arrays["gram"] = gram_matrix(D)
+        gram_fits = D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET
+        if backend == "cupy" and gram_fits:
+            # Dictionary, bias and Gram matrix (computed there) stay on the GPU
+            # between calls instead of crossing the bus on each one.
+            if "gpu" not in arrays:
+                arrays["gpu"] = _cupy.upload(D, b, device)
+            D, b, gram = arrays["gpu"]
+        else:
+            gram = arrays.get("gram")
+            # Cached when it fits the budget; otherwise pursuit uses per-step products.
+            if gram is None and gram_fits:
+                gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
                       gram=gram, backend=backend, device=device)
 

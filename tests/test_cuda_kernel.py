@@ -406,6 +406,19 @@ def test_gram_over_budget_hands_over_to_per_step_products(stand_in_cupy):
     assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 
+def test_uploaded_dictionary_is_reused_as_is(stand_in_cupy, dyadic_problem):
+    # What MatchingPursuitSAE(device="cuda") does: upload once, encode many times.
+    X, D, b = dyadic_problem(20, 8, 131, seed=3)
+    Dd, bd, Gd = _cupy.upload(D, b)
+    assert all(type(a) is StandInArray for a in (Dd, bd, Gd))
+    assert_array_equal(np.asarray(Gd), D @ D.T)
+    ref = mp_encode(X, D, n_steps=5, bias=b, backend="numpy")
+    for _ in range(2):
+        got = _api.encode(X, Dd, n_steps=5, bias=bd, gram=Gd, backend="cupy")
+        assert type(got) is np.ndarray
+        assert_same_bits(got + 0, ref + 0)
+
+
 def test_wrapper_builds_module_once_per_device(stand_in_cupy):
     X, D = random_problem(6, 4, 10, np.float64, seed=0)
     for _ in range(2):

@@ -170,5 +170,9 @@ def test_estimator_on_cuda_uses_cupy_and_matches_cpu(digits, monkeypatch):
     ref = cpu.transform(X, n_steps=10)
     got = gpu.transform(X, n_steps=10)
     assert calls == [1] and type(got) is np.ndarray
+    # The dictionary and its Gram matrix were uploaded once and are reused.
+    cached = gpu._cast(X.dtype)["gpu"]
+    np.testing.assert_array_equal(gpu.transform(X, n_steps=10), got)
+    assert gpu._cast(X.dtype)["gpu"] is cached
     np.testing.assert_array_equal(got != 0, ref != 0)
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["chunk_rows", "encode_cupy", "is_available", "kernel_source", "pursue_cupy",
-           "require_cupy"]
+           "require_cupy", "upload"]
 
 KERNEL_FILE = Path(__file__).with_name("kernels") / "mp_gram.cu"
 _KERNEL_NAMES = {np.dtype(np.float32): "mp_gram_f32", np.dtype(np.float64): "mp_gram_f64"}
@@ -151,6 +151,17 @@ def _on_device(cp, D, bias, gram):
     bias = None if bias is None else cp.asarray(bias)
     G = cp.matmul(D, D.T) if gram is None else cp.ascontiguousarray(cp.asarray(gram))
     return D, bias, G
+
+
+def upload(D, bias, device=None):
+    """``(D, bias, G)`` as CuPy arrays on ``device``, the Gram matrix computed there.
+
+    For callers that encode many times with one dictionary (a fitted
+    estimator keeps them between calls).
+    """
+    cp = require_cupy()
+    with _device_context(cp, device):
+        return _on_device(cp, D, bias, None)
 
 
 def pursue_cupy(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None, rows,
