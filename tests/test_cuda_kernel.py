@@ -62,6 +62,8 @@ def test_nvcc_compiles_without_fma(nvcc, arch, tmp_path):
     pattern = r"\b(fma|mad|mul|sub|add)\.(rn\.)?(f32|f64)\b"
     instructions = set(re.findall(pattern, ptx.read_text()))
     assert not any(op in ("fma", "mad") for op, _, _ in instructions)
+    # An operation without .rn is one ptxas may still fuse into an FMA.
+    assert all(rn for op, rn, _ in instructions if op in ("mul", "sub", "add"))
     for op in ("mul", "sub", "add"):
         for width in ("f32", "f64"):
             assert (op, "rn.", width) in instructions
@@ -190,6 +192,20 @@ def test_emulated_kernel_matches_reference(emulator, dtype, positive, tol, n_com
                                         grid=5, write_codes=n_components % 2 == 1)
     if tol is not None and n_components > 1:
         assert (coef[:, -1] == 0).any()  # some samples did stop at the tolerance
+
+
+@pytest.mark.parametrize("tol", [0.0, 0.5])
+@pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_emulated_kernel_stops_when_residual_equals_tolerance(emulator, dtype, positive, tol):
+    # Orthonormal atoms and exact data: the residual reaches tol * ||x||^2
+    # exactly (row 0: 2 of 4 after two steps at tol=0.5; 0 once x is rebuilt
+    # at tol=0), and the reference stops there (<=), before a further step.
+    X = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [3.0, 0.0, 1.0, 1.0]], dtype)
+    C, G, thresh, rsq = correlations(X, np.eye(4, dtype=dtype), tol)
+    idx, coef = check_against_reference(emulator, C, G, 4, positive, thresh, rsq)
+    steps = (coef != 0).sum(axis=1)
+    assert_array_equal(steps, [2, 1, 1] if tol else [4, 2, 3])
 
 
 @pytest.mark.parametrize("block, grid", [(32, 1), (96, 3), (256, 40)])
