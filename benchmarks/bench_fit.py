@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from skmpsae import MatchingPursuitSAE
-from skmpsae._training._mp import pursuit_loss, select_atoms, unrolled_loss
+from skmpsae._pursuit._train_pass import pursuit_loss, select_atoms, unrolled_loss
 
 
 def make_params(n_features, n_components, X, dtype, seed):

@@ -8,8 +8,8 @@ from ._base import BaseSAE, _is_dask
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._docs import with_shared_docs
-from ._pursuit._api import DEFAULT_MEMORY_BUDGET, encode
 from ._pursuit._gram import gram_matrix
+from ._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, encode
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -132,7 +132,7 @@ class MatchingPursuitSAE(BaseSAE):
 
     # ------------------------------------------------------------- training
     def _init_arrays(self, X, n_components, rng):
-        from ._training._init import initial_bias, initial_dictionary
+        from ._training._initial_values import initial_bias, initial_dictionary
 
         bias = initial_bias(X, self.bias_init, rng)
         return {"components": initial_dictionary(X, bias, n_components, self.init, rng),
@@ -141,7 +141,7 @@ class MatchingPursuitSAE(BaseSAE):
     def _batch_loss(self, params, xb, *, epoch, rng):
         import torch
 
-        from ._training._mp import pursuit_loss, select_atoms
+        from ._pursuit._train_pass import pursuit_loss, select_atoms
 
         D, b = params["components"], params["bias"]
         if self.atom_dropout > 0 and epoch == 0:

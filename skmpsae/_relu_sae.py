@@ -7,7 +7,7 @@ import numpy as np
 
 from ._compat import Interval
 from ._docs import with_shared_docs
-from ._training._init import subsample
+from ._training._initial_values import subsample
 from ._untied import UntiedSAE
 
 __all__ = ["ReLUSAE"]

@@ -60,7 +60,7 @@ class UntiedSAE(BaseSAE):
 
     # ------------------------------------------------------------- training
     def _init_arrays(self, X, n_components, rng):
-        from ._training._init import initial_bias, initial_dictionary
+        from ._training._initial_values import initial_bias, initial_dictionary
 
         bias = initial_bias(X, self.bias_init, rng)
         D = initial_dictionary(X, bias, n_components, self.init, rng)
@@ -121,7 +121,7 @@ class UntiedSAE(BaseSAE):
         return n_steps
 
     def _encode(self, X, n_steps):
-        from ._pursuit._threads import blas_threads
+        from ._threads import blas_threads
 
         arrays = self._cast(X.dtype)
         W, b_enc = arrays["encoder"], arrays["encoder_bias"]

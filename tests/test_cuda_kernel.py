@@ -25,8 +25,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmpsae import mp_encode
-from skmpsae._pursuit import _api, _cupy, _numpy
-from skmpsae._pursuit._api import densify, pursue
+from skmpsae._pursuit import _cupy, _numpy
+from skmpsae._pursuit import _mp_encode as _api
+from skmpsae._pursuit._mp_encode import densify, pursue
 
 KERNEL = Path(_cupy.KERNEL_FILE)
 EMULATION = Path(__file__).parent / "cuda_emulation"
@@ -555,7 +556,7 @@ def test_package_works_without_cupy():
     code = (
         "import sys; sys.modules['cupy'] = None\n"
         "import numpy as np, skmpsae\n"
-        "from skmpsae._pursuit._api import resolve_backend\n"
+        "from skmpsae._pursuit._mp_encode import resolve_backend\n"
         "print(resolve_backend('auto'))\n"
         "print(skmpsae.mp_encode([[3.0, -1.0, 2.0]], np.eye(3), n_steps=2, backend='numpy'))\n"
     )

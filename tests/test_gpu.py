@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from skmpsae import MatchingPursuitSAE, mp_encode
-from skmpsae._training._mp import pursuit_loss, select_atoms, unrolled_loss
+from skmpsae._pursuit._train_pass import pursuit_loss, select_atoms, unrolled_loss
 
 pytestmark = pytest.mark.gpu
 
@@ -139,8 +139,8 @@ def test_cupy_backend_matches_reference(dtype, positive):
 
 def test_cupy_is_auto_and_built_once_per_device():
     cp = _cupy()
-    from skmpsae._pursuit import _api
     from skmpsae._pursuit import _cupy as engine
+    from skmpsae._pursuit import _mp_encode as _api
 
     assert engine.is_available()
     assert _api.resolve_backend("auto") == "cupy"

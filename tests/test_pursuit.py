@@ -9,8 +9,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmpsae import mp_encode
-from skmpsae._pursuit import _api, _numba, _numpy
-from skmpsae._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
+from skmpsae._pursuit import _mp_encode as _api
+from skmpsae._pursuit import _numba, _numpy
+from skmpsae._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
 from skmpsae._pursuit._numpy import naive_pursuit
 
 BACKENDS = ["numpy", "numba", "torch"]
@@ -552,7 +553,7 @@ def test_parallel_kernel_matches_reference(monkeypatch, dtype):
     # Small problems run the kernel on one thread; force the parallel path.
     import numba
 
-    monkeypatch.setattr("skmpsae._pursuit._threads._SERIAL_KERNEL_BELOW", 0)
+    monkeypatch.setattr("skmpsae._threads._SERIAL_KERNEL_BELOW", 0)
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has a single thread here")
     numba.set_num_threads(2)

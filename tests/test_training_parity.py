@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from skmpsae._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
-from skmpsae._training._mp import recompute_residual, select_atoms, unrolled_loss
-from skmpsae._training._mp_numba import pursuit_residual_sq
+from skmpsae._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
+from skmpsae._pursuit._train_pass import recompute_residual, select_atoms, unrolled_loss
+from skmpsae._pursuit._train_pass_numba import pursuit_residual_sq
 
 # (batch, n_features, n_components, k); the cost model picks the Gram path for
 # some and per-step products for others (asserted in test_default_path_choice).
@@ -208,7 +208,7 @@ def test_numba_kernels_on_several_threads(monkeypatch, positive):
     # (per-thread gradient buffers of the backward kernel) on a small one.
     import numba
 
-    monkeypatch.setattr("skmpsae._pursuit._threads._SERIAL_KERNEL_BELOW", 0)
+    monkeypatch.setattr("skmpsae._threads._SERIAL_KERNEL_BELOW", 0)
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has a single thread here")
     numba.set_num_threads(2)

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
-from ._threads import blas_threads, kernel_threads
+from .._threads import blas_threads, kernel_threads
 
 __all__ = ["gram_matrix"]
 

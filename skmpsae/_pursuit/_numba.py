@@ -16,7 +16,7 @@ bit for bit.
 import numba as nb
 import numpy as np
 
-from ._threads import kernel_threads
+from .._threads import kernel_threads
 
 __all__ = ["gram_pursuit", "scatter_codes"]
 

@@ -15,7 +15,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._device import resolve_device
-from .._pursuit._threads import torch_threads
+from .._threads import torch_threads
 from ._checkpoint import CheckpointStore
 from ._data import ArraySource
 from ._distributed import Sync

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._mp import recompute_residual, select_atoms
+from .._pursuit._train_pass import recompute_residual, select_atoms
 
 __all__ = ["revive_atoms"]
 

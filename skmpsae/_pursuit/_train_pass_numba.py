@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from .._pursuit._threads import kernel_threads
+from .._threads import kernel_threads
 
 __all__ = ["pursuit_residual_sq"]
 

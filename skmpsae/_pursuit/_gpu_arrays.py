@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from . import _cupy
-from ._api import (
+from ._mp_encode import (
     check_dictionary_shape,
     check_gram_shape,
     check_unit_norms,

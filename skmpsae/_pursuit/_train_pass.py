@@ -12,10 +12,10 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._pursuit import _numba, _torch
-from .._pursuit._api import DEFAULT_MEMORY_BUDGET, plan_pursuit
-from .._pursuit._gram import gram_matrix
-from .._pursuit._threads import blas_threads
+from .._threads import blas_threads
+from . import _numba, _torch
+from ._gram import gram_matrix
+from ._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit
 
 __all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "unrolled_loss"]
 
@@ -94,11 +94,11 @@ def unrolled_loss(D, bias, X, n_steps, positive):
 def pursuit_loss(D, bias, X, idx, positive):
     """Mean squared residual along fixed selections, and the coefficients.
 
-    On CPU the numba kernels of ``_mp_numba`` (no gathered atom tensor); on
+    On CPU the numba kernels of ``_train_pass_numba`` (no gathered atom tensor); on
     other devices ``recompute_residual`` under autograd. Same loss and gradients.
     """
     if X.device.type == "cpu":
-        from ._mp_numba import pursuit_residual_sq
+        from ._train_pass_numba import pursuit_residual_sq
 
         resid_sq, coef = pursuit_residual_sq(D, bias, X, idx, positive)
         return resid_sq.mean(), coef

@@ -4,7 +4,7 @@ The core splits samples into chunks so that working memory stays bounded for
 any number of samples, chooses Gram updates or per-step products by cost and
 memory, and dispatches to an engine (NumPy reference, numba kernel, torch, the
 CUDA kernel through CuPy). GPU arrays (CuPy, torch CUDA tensors) given to
-``mp_encode`` are validated and encoded on their device (``_device_arrays``).
+``mp_encode`` are validated and encoded on their device (``_gpu_arrays``).
 """
 
 from numbers import Integral, Real
@@ -14,10 +14,10 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .._compat import Interval, StrOptions, validate_params
+from .._threads import blas_threads
 from .._validation import naming
 from . import _numpy
 from ._gram import gram_matrix
-from ._threads import blas_threads
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 
@@ -368,7 +368,7 @@ def mp_encode(X, dictionary, *, n_steps, bias=None, positive=True, tol=None, gra
     >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False)
     array([[ 3., -1.,  2.]])
     """
-    from ._device_arrays import device_array_kind, encode_device_arrays
+    from ._gpu_arrays import device_array_kind, encode_device_arrays
 
     if device_array_kind(X) is not None:
         return encode_device_arrays(X, dictionary, n_steps=n_steps, bias=bias,
