@@ -23,11 +23,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import metrics
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import validate_loaded_device
-from ._validation import naming
+from ._validation import FLOATS, check_n_steps, naming
 
 __all__ = ["BaseSAE"]
 
-_FLOATS = [np.float64, np.float32]
 
 
 def _is_dask(X):
@@ -89,10 +88,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _check_n_steps(self, n_steps):
         """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
-        if n_steps is None:
+        if check_n_steps(n_steps) is None:
             return self.k
-        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 0:
-            raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
         return int(n_steps)
 
     # ------------------------------------------------------------- properties
@@ -127,7 +124,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if is_streamed(X):
             return validated_stream(self, X, reset=reset)
         with naming("X"):
-            X = validate_data(self, X, dtype=_FLOATS, reset=reset)
+            X = validate_data(self, X, dtype=FLOATS, reset=reset)
         return ArraySource(X)
 
     def _previous_state(self):
@@ -255,14 +252,14 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _validate_input(self, X):
         check_is_fitted(self)
         with naming("X"):
-            return validate_data(self, X, dtype=_FLOATS, reset=False)
+            return validate_data(self, X, dtype=FLOATS, reset=False)
 
     def _blockwise(self, X, method, n_columns, n_expected, **kwargs):
         """Apply ``method`` block by block to a dask array (lazy; rows stay chunked)."""
         check_is_fitted(self)
         if X.ndim != 2 or X.shape[1] != n_expected:
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {n_expected}).")
-        dtype = X.dtype if X.dtype in _FLOATS else np.dtype(np.float64)
+        dtype = X.dtype if X.dtype in FLOATS else np.dtype(np.float64)
         return X.rechunk({1: -1}).map_blocks(
             functools.partial(method, **kwargs), dtype=dtype,
             chunks=(X.chunks[0], (n_columns,)), meta=np.empty((0, 0), dtype=dtype))
@@ -337,7 +334,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                    self.n_components_)
         check_is_fitted(self)
         with naming("X"):
-            Z = check_array(X, dtype=_FLOATS, input_name="X")
+            Z = check_array(X, dtype=FLOATS, input_name="X")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but {type(self).__name__} has "

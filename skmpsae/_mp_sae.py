@@ -8,8 +8,9 @@ from ._base import BaseSAE, _is_dask
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._docs import with_shared_docs
+from ._pursuit._core import encode
 from ._pursuit._gram import gram_matrix
-from ._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, encode
+from ._pursuit._plan import DEFAULT_MEMORY_BUDGET, choose_backend, gram_fits
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -172,14 +173,11 @@ class MatchingPursuitSAE(BaseSAE):
         arrays = self._cast(X.dtype)
         D, b = arrays["components"], arrays["bias"]
         device = resolve_device(self.device)
-        backend = "numba"
-        if device.type == "cuda":
+        backend = choose_backend("auto", device=device)
+        fits = gram_fits(D.shape[0], D.dtype.itemsize, DEFAULT_MEMORY_BUDGET)
+        if backend == "cupy" and fits:
             from ._pursuit import _cupy
 
-            # The CUDA kernel when CuPy can run it; the torch engine otherwise.
-            backend = "cupy" if _cupy.is_available() else "torch"
-        gram_fits = D.shape[0] ** 2 * D.dtype.itemsize <= DEFAULT_MEMORY_BUDGET
-        if backend == "cupy" and gram_fits:
             # Dictionary, bias and Gram matrix (computed there) stay on the GPU
             # between calls instead of crossing the bus on each one.
             if "gpu" not in arrays:
@@ -188,7 +186,7 @@ class MatchingPursuitSAE(BaseSAE):
         else:
             gram = arrays.get("gram")
             # Cached when it fits the budget; otherwise pursuit uses per-step products.
-            if gram is None and gram_fits:
+            if gram is None and fits:
                 gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
                       gram=gram, backend=backend, device=device)

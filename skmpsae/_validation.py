@@ -1,8 +1,23 @@
-"""Input errors that always say which argument is at fault."""
+"""Input checks shared by the whole package; errors always say which argument is at fault.
+
+The estimators, ``mp_encode``, the metrics, the scorers, ``inspection`` and
+``datasets`` all import from here: the float dtypes kept as they are
+(``FLOATS``), integer parameters (``check_int``, ``check_n_steps``),
+dictionaries given as arrays or fitted SAEs (``check_atoms``) and codes
+(``check_codes``).
+"""
 
 from contextlib import contextmanager
+from numbers import Integral
 
-__all__ = ["naming"]
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "check_n_steps", "naming"]
+
+#: Float dtypes kept as given; other numeric input becomes the first, float64.
+FLOATS = (np.float64, np.float32)
 
 
 @contextmanager
@@ -20,3 +35,55 @@ def naming(name):
         if message.startswith(f"{name}:"):
             raise
         raise type(exc)(f"{name}: {message}") from exc
+
+
+def _is_int(value):
+    # bools are Integral in Python, but True is not a number of steps.
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_int(value, name, low, high=None):
+    """``value`` as an int in ``[low, high]``, else a ValueError naming it."""
+    if _is_int(value) and value >= low and (high is None or value <= high):
+        return int(value)
+    bounds = f">= {low}" if high is None else f"between {low} and {high}"
+    raise ValueError(f"{name} must be an integer {bounds}, got {value!r}.")
+
+
+def check_n_steps(n_steps):
+    """``n_steps`` as given when it is a non-negative integer or None, else a ValueError."""
+    if n_steps is not None and (not _is_int(n_steps) or n_steps < 0):
+        raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
+    return n_steps
+
+
+def check_atoms(dictionary, name="dictionary"):
+    """Rows of ``dictionary`` (an array or a fitted SAE) scaled to unit norm.
+
+    float32 stays float32. Zero rows have no direction and are rejected.
+    """
+    if hasattr(dictionary, "get_params"):
+        check_is_fitted(dictionary, "components_")
+        dictionary = dictionary.components_
+    with naming(name):
+        D = check_array(dictionary, dtype=FLOATS, input_name=name)
+    norms = np.linalg.norm(D, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(
+            f"{name} has {zero.size} row(s) of zero norm (first: {zero[:5].tolist()}); an atom "
+            f"needs a direction: drop them, e.g. {name}[np.linalg.norm({name}, axis=1) > 0]."
+        )
+    return D / norms[:, None].astype(D.dtype, copy=False)
+
+
+def check_codes(Z, n_components=None, name="Z"):
+    """Codes as a 2-D numeric array, optionally with ``n_components`` columns."""
+    with naming(name):
+        Z = check_array(Z, dtype="numeric", input_name=name)
+    if n_components is not None and Z.shape[1] != n_components:
+        raise ValueError(
+            f"{name} has {Z.shape[1]} columns but the dictionary has {n_components} atoms; "
+            "pass codes of this dictionary (estimator.transform(X))."
+        )
+    return Z

@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 
 from ._compat import Interval, validate_params
-from .metrics._checks import check_atoms
+from ._validation import check_atoms
 
 __all__ = [
     "ConceptTree",

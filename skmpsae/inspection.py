@@ -1,10 +1,8 @@
 """Per-latent summaries of a fitted SAE, for reading its features."""
 
-from numbers import Integral
-
 import numpy as np
 
-from .metrics._checks import check_int
+from ._validation import check_int, check_n_steps
 from .metrics._coactivation import image_mask, modality_ratio
 
 __all__ = ["feature_report"]
@@ -113,8 +111,7 @@ def feature_report(estimator, X, modality=None, *, image_label=None, n_top=10, n
 
     n_top = check_int(n_top, "n_top", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
-    if n_steps is not None and not isinstance(n_steps, Integral):
-        raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
+    check_n_steps(n_steps)
     n_samples = len(X)
     images = None if modality is None else image_mask(modality, n_samples, image_label)
     acc = None

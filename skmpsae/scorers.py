@@ -23,11 +23,10 @@ at once:
 array([-2., -8.])
 """
 
-from numbers import Integral
-
 import numpy as np
 
 from . import metrics
+from ._validation import check_n_steps
 
 __all__ = ["get_scorer", "get_scorer_names", "multimetric_scorer"]
 
@@ -112,12 +111,6 @@ class _SAEScorer:
         return f"get_scorer({self.names[0]!r}{n_steps})"
 
 
-def _check_n_steps(n_steps):
-    if n_steps is not None and (not isinstance(n_steps, Integral) or isinstance(n_steps, bool)
-                                or n_steps < 0):
-        raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
-
-
 def get_scorer(name, *, n_steps=None):
     """The scorer called ``name``: ``scorer(estimator, X, y=None) -> float``, greater is better.
 
@@ -154,7 +147,7 @@ def get_scorer(name, *, n_steps=None):
     True
     """
     _check_names([name])
-    _check_n_steps(n_steps)
+    check_n_steps(n_steps)
     return _SAEScorer([name], n_steps, multi=False)
 
 
@@ -197,5 +190,5 @@ def multimetric_scorer(names, *, n_steps=None):
     if len(set(names)) != len(names):
         raise ValueError(f"names has repeats: {names}; give each metric once.")
     _check_names(names)
-    _check_n_steps(n_steps)
+    check_n_steps(n_steps)
     return _SAEScorer(names, n_steps, multi=True)

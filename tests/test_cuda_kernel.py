@@ -25,9 +25,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmpsae import mp_encode
-from skmpsae._pursuit import _cupy, _numpy
-from skmpsae._pursuit import _mp_encode as _api
-from skmpsae._pursuit._mp_encode import densify, pursue
+from skmpsae._pursuit import _core, _cupy, _numpy, _plan
+from skmpsae._pursuit._core import densify, pursue
 
 KERNEL = Path(_cupy.KERNEL_FILE)
 EMULATION = Path(__file__).parent / "cuda_emulation"
@@ -438,7 +437,7 @@ def test_uploaded_dictionary_is_reused_as_is(stand_in_cupy, dyadic_problem):
     assert_array_equal(np.asarray(Gd), D @ D.T)
     ref = mp_encode(X, D, n_steps=5, bias=b, backend="numpy")
     for _ in range(2):
-        got = _api.encode(X, Dd, n_steps=5, bias=bd, gram=Gd, backend="cupy")
+        got = _core.encode(X, Dd, n_steps=5, bias=bd, gram=Gd, backend="cupy")
         assert type(got) is np.ndarray
         assert_same_bits(got + 0, ref + 0)
 
@@ -464,8 +463,8 @@ def test_wrapper_empty_and_zero_steps(stand_in_cupy):
 
 
 def test_auto_prefers_cupy_when_it_runs(stand_in_cupy):
-    assert _api.resolve_backend("auto") == "cupy"
-    assert _api.resolve_backend("numba") == "numba"
+    assert _plan.choose_backend("auto") == "cupy"
+    assert _plan.choose_backend("numba") == "numba"
 
 
 DEVICE_BAD_INPUTS = [
@@ -520,7 +519,7 @@ def test_cupy_backend_without_cupy_says_why(no_cupy):
     assert isinstance(info.value.__cause__, ImportError)
     assert str(info.value.__cause__) in str(info.value)
     assert not _cupy.is_available()
-    assert _api.resolve_backend("auto") in {"numba", "torch"}
+    assert _plan.choose_backend("auto") in {"numba", "torch"}
 
 
 def test_cupy_backend_without_gpu_says_why(monkeypatch):
@@ -549,15 +548,15 @@ def test_auto_is_numba_here():
 
     if _cupy.is_available() or torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert _api.resolve_backend("auto") == "numba"
+    assert _plan.choose_backend("auto") == "numba"
 
 
 def test_package_works_without_cupy():
     code = (
         "import sys; sys.modules['cupy'] = None\n"
         "import numpy as np, skmpsae\n"
-        "from skmpsae._pursuit._mp_encode import resolve_backend\n"
-        "print(resolve_backend('auto'))\n"
+        "from skmpsae._pursuit._plan import choose_backend\n"
+        "print(choose_backend('auto'))\n"
         "print(skmpsae.mp_encode([[3.0, -1.0, 2.0]], np.eye(3), n_steps=2, backend='numpy'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

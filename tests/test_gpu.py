@@ -140,10 +140,10 @@ def test_cupy_backend_matches_reference(dtype, positive):
 def test_cupy_is_auto_and_built_once_per_device():
     cp = _cupy()
     from skmpsae._pursuit import _cupy as engine
-    from skmpsae._pursuit import _mp_encode as _api
+    from skmpsae._pursuit import _plan
 
     assert engine.is_available()
-    assert _api.resolve_backend("auto") == "cupy"
+    assert _plan.choose_backend("auto") == "cupy"
     X, D = _random_problem(10, 8, 20, np.float32)
     mp_encode(X, D, n_steps=3)
     module = engine._MODULES[cp.cuda.Device().id]

@@ -9,10 +9,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skmpsae import mp_encode
-from skmpsae._pursuit import _mp_encode as _api
-from skmpsae._pursuit import _numba, _numpy
-from skmpsae._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
+from skmpsae._pursuit import _numba, _numpy, _plan
+from skmpsae._pursuit._core import pursue
 from skmpsae._pursuit._numpy import naive_pursuit
+from skmpsae._pursuit._plan import DEFAULT_MEMORY_BUDGET, plan_pursuit
 
 BACKENDS = ["numpy", "numba", "torch"]
 N_SAMPLES = 150
@@ -248,7 +248,7 @@ def test_plan_pursuit_cost_model():
 
 
 def _set_chunk_bytes(monkeypatch, nbytes):
-    monkeypatch.setattr(_api, "_CHUNK_BYTES", {k: nbytes for k in _api._CHUNK_BYTES})
+    monkeypatch.setattr(_plan, "_CHUNK_BYTES", {k: nbytes for k in _plan._CHUNK_BYTES})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skmpsae import mp_encode
-from skmpsae._pursuit._mp_encode import densify, pursue
+from skmpsae._pursuit._core import densify, pursue
 
 BACKENDS = ["numpy", "numba"]
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,

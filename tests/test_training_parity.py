@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from skmpsae._pursuit._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit, pursue
+from skmpsae._pursuit._core import pursue
+from skmpsae._pursuit._plan import DEFAULT_MEMORY_BUDGET, plan_pursuit
 from skmpsae._pursuit._train_pass import recompute_residual, select_atoms, unrolled_loss
 from skmpsae._pursuit._train_pass_numba import pursuit_residual_sq
 

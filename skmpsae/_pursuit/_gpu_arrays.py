@@ -10,14 +10,11 @@ import sys
 
 import numpy as np
 
+from .._validation import FLOATS
 from . import _cupy
-from ._mp_encode import (
-    check_dictionary_shape,
-    check_gram_shape,
-    check_unit_norms,
-    check_vector_shape,
-    cupy_rows,
-)
+from ._checks import check_dictionary_shape, check_gram_shape, check_unit_norms, check_vector_shape
+from ._core import run_plan
+from ._plan import plan_pursuit
 
 __all__ = ["device_array_kind", "encode_device_arrays"]
 
@@ -61,7 +58,7 @@ def _float_array(cp, value, name, dtype, ndim):
         raise ValueError(f"{name} must have at least one row and one column, got shape "
                          f"{A.shape}.")
     if dtype is None:
-        dtype = A.dtype if A.dtype in (np.float32, np.float64) else np.float64
+        dtype = A.dtype if A.dtype in FLOATS else np.float64
     A = cp.ascontiguousarray(A, dtype=dtype)
     if not bool(cp.isfinite(A).all()):
         what = "NaN" if bool(cp.isnan(A).any()) else "infinity"
@@ -104,10 +101,10 @@ def encode_device_arrays(X, dictionary, *, n_steps, bias, positive, tol, gram, b
         if gram is not None:
             G = _float_array(cp, gram, "gram", Xd.dtype, 2)
             check_gram_shape(G.shape, D.shape[0])
-        rows = cupy_rows(Xd.shape[0], D.shape[0], Xd.shape[1], n_steps, Xd.dtype.itemsize,
-                         memory_budget)
-        Z = _cupy.encode_cupy(Xd, D, n_steps=n_steps, bias=b, positive=positive, tol=tol,
-                              gram=G, rows=rows)
+        plan = plan_pursuit(Xd.shape[0], D.shape[0], Xd.shape[1], n_steps, Xd.dtype.itemsize,
+                            gram_given=G is not None, backend="cupy",
+                            memory_budget=memory_budget, dense=True, gpu_input=True)
+        Z = run_plan(Xd, D, plan, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G)
     if kind == "torch":
         import torch
 

@@ -1,7 +1,8 @@
 """The MP-SAE training forward pass: Gram selection, then a differentiable recompute.
 
 Pursuit indices carry no gradient, so they are chosen without autograd by the
-fastest engine (the numba kernel on CPU, torch Gram updates on GPU). The
+engine that ``_plan.choose_backend`` names for torch tensors (the numba kernel on
+CPU, torch Gram updates on GPU). The
 coefficients are then recomputed from the gathered atoms only:
 ``a_t = c0_t - sum_{s<t} a_s <d_s, d_t>`` with ``c0 = A (x - b)`` and the local
 Gram ``A A^T`` of the k selected atoms, which costs O(batch * k^2 * n_features)
@@ -15,7 +16,7 @@ import torch
 from .._threads import blas_threads
 from . import _numba, _torch
 from ._gram import gram_matrix
-from ._mp_encode import DEFAULT_MEMORY_BUDGET, plan_pursuit
+from ._plan import DEFAULT_MEMORY_BUDGET, choose_backend, plan_pursuit
 
 __all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "unrolled_loss"]
 
@@ -29,12 +30,15 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
     """
     R = X - bias
     n, n_features = R.shape
+    backend = choose_backend("auto", device=R.device, tensors=True)
+    # A batch is one chunk: of the plan, only the Gram-or-products choice applies
+    # (per-step products run in torch on either device).
     plan = plan_pursuit(n, D.shape[0], n_features, n_steps, D.element_size(),
-                        gram_given=False, backend="torch", memory_budget=memory_budget)
+                        gram_given=False, backend=backend, memory_budget=memory_budget)
     if not plan.use_gram:
         idx, _ = _torch.product_pursuit(R.clone(), D, n_steps, positive)
         return idx, None
-    if R.device.type == "cpu":
+    if backend == "numba":
         # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
         D_np = D.contiguous().numpy()
         n_components = D_np.shape[0]

@@ -18,12 +18,13 @@ import weakref
 
 import numpy as np
 
+from .._validation import FLOATS
+
 __all__ = ["ArraySource", "DaskBlocks", "IterableSource", "is_streamed", "validated_stream"]
 
 #: Rows kept from an iterable for the hooks that need a data sample.
 SAMPLE_ROWS = 8192
 _CHECK_ROWS_BYTES = 32 << 20
-_FLOATS = (np.float32, np.float64)
 
 
 def _mapping(X):
@@ -257,7 +258,7 @@ class IterableSource:
     def _check(self, chunk, index):
         if self.n_features is None:
             self.n_features = chunk.shape[1]
-            self.dtype = chunk.dtype if chunk.dtype in _FLOATS else np.dtype(np.float64)
+            self.dtype = chunk.dtype if chunk.dtype in FLOATS else np.dtype(np.float64)
         if chunk.shape[1] != self.n_features:
             raise ValueError(
                 f"X: chunk {index} has {chunk.shape[1]} features, the first had "
@@ -345,7 +346,7 @@ def validated_stream(estimator, X, *, reset):
     if isinstance(X, np.ndarray):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
-        if X.dtype not in _FLOATS:
+        if X.dtype not in FLOATS:
             raise ValueError(
                 f"X: a memory-mapped array is streamed as it is stored and must be float32 "
                 f"or float64, got {X.dtype}; convert the file once (np.save of X.astype("

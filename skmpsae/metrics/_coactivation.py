@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._checks import check_atoms, check_codes
+from .._validation import check_atoms, check_codes
 
 __all__ = ["bridge_score", "effective_rank", "image_mask", "modality_ratio", "modality_score"]
 

@@ -10,7 +10,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._checks import check_atoms, check_codes, check_int
+from .._validation import check_atoms, check_codes, check_int
 
 __all__ = ["babel_random_subsets", "babel_score", "babel_selected"]
 

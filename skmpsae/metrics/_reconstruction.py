@@ -3,12 +3,14 @@
 import numpy as np
 from sklearn.utils import check_array
 
+from .._validation import FLOATS
+
 __all__ = ["dead_fraction", "fvu", "l0", "r2_score"]
 
 
 def _pair(X, X_hat):
-    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
-    X_hat = check_array(X_hat, dtype=[np.float64, np.float32], input_name="X_hat")
+    X = check_array(X, dtype=FLOATS, input_name="X")
+    X_hat = check_array(X_hat, dtype=FLOATS, input_name="X_hat")
     if X.shape != X_hat.shape:
         raise ValueError(f"X and X_hat must have the same shape, got {X.shape} and {X_hat.shape}.")
     return X.astype(np.float64, copy=False), X_hat.astype(np.float64, copy=False)

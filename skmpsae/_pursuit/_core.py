@@ -1,0 +1,148 @@
+"""The unvalidated, chunked pursuit core: plan once, then run the planned engine.
+
+Samples are split into chunks so that working memory stays bounded for any
+number of samples; each chunk goes to the engine of the plan (NumPy
+reference, numba kernel, torch, the CUDA kernel through CuPy).
+"""
+
+import numpy as np
+
+from .._threads import blas_threads
+from . import _numpy
+from ._gram import gram_matrix
+from ._plan import DEFAULT_MEMORY_BUDGET, plan_pursuit
+
+__all__ = ["densify", "encode", "pursue", "run_plan"]
+
+
+def _numpy_engine(backend):
+    if backend == "numba":
+        from . import _numba
+
+        return _numba.gram_pursuit
+    return _numpy.gram_pursuit
+
+
+def _centred_chunks(X, bias, tol, chunk_rows, writable=False):
+    """Yield ``(start, stop, R, thresh, rsq)`` for each chunk of rows.
+
+    ``R = X - bias`` (a copy when ``writable``); with ``tol``, the squared
+    norms ``rsq`` and stopping levels ``thresh = tol * rsq``, else empty arrays.
+    """
+    empty = np.empty(0, dtype=X.dtype)
+    for start in range(0, X.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, X.shape[0])
+        R = X[start:stop]
+        R = R - bias if bias is not None else (R.copy() if writable else R)
+        thresh, rsq = empty, empty
+        if tol is not None:
+            rsq = np.einsum("ij,ij->i", R, R)
+            thresh = (tol * rsq).astype(X.dtype)
+        yield start, stop, R, thresh, rsq
+
+
+def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device):
+    """``(idx, coef)`` on the host for the NumPy, numba and torch engines."""
+    n, n_features = X.shape
+    n_components = D.shape[0]
+    idx = np.zeros((n, n_steps), dtype=np.int64)
+    coef = np.zeros((n, n_steps), dtype=X.dtype)
+    if n_steps == 0 or n == 0:
+        return idx, coef
+    if plan.backend == "torch":
+        from ._torch import pursue_torch
+
+        return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                            gram=gram, plan=plan, device=device)
+    if plan.use_gram and gram is None:
+        gram = gram_matrix(D)
+    engine = _numpy_engine(plan.backend)
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows,
+                                                        writable=True):
+        if plan.use_gram:
+            with blas_threads((stop - start) * n_components * n_features):
+                C = np.ascontiguousarray(R @ D.T)
+            engine(C, gram, n_steps, positive, thresh, rsq, idx[start:stop], coef[start:stop])
+        else:
+            _numpy.product_pursuit(R, D, n_steps, positive, thresh, idx[start:stop],
+                                   coef[start:stop])
+    return idx, coef
+
+
+def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram):
+    """Dense codes by the numba kernel written over correlations computed into the output."""
+    from ._numba import gram_pursuit
+
+    n_components, n_features = D.shape
+    if gram is None:
+        gram = gram_matrix(D)
+    Z = np.empty((X.shape[0], n_components), dtype=X.dtype)
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows):
+        with blas_threads((stop - start) * n_components * n_features):
+            np.matmul(R, D.T, out=Z[start:stop])
+        idx = np.empty((stop - start, n_steps), dtype=np.int64)
+        coef = np.empty((stop - start, n_steps), dtype=X.dtype)
+        gram_pursuit(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,
+                     write_codes=True)
+    return Z
+
+
+def run_plan(X, D, plan, *, n_steps, bias=None, positive=True, tol=None, gram=None,
+             device=None, dense=True):
+    """Run ``plan``: dense codes when ``dense``, else the selections ``(idx, coef)``.
+
+    ``X``, ``D``, ``bias`` and ``gram`` are validated arrays of one float
+    dtype (CuPy arrays for the CUDA kernel on GPU input); ``device`` is the
+    torch or CuPy engine's device (the GPU when one is present, by default).
+    """
+    kw = dict(n_steps=n_steps, bias=bias, positive=positive, tol=tol, gram=gram)
+    if plan.backend == "cupy":
+        from . import _cupy
+
+        run = _cupy.encode_cupy if dense else _cupy.pursue_cupy
+        return run(X, D, rows=plan.chunk_rows, device=device, **kw)
+    if dense and plan.fused:
+        return _fused_codes(X, D, plan, **kw)
+    idx, coef = _selections(X, D, plan, device=device, **kw)
+    return densify(idx, coef, D.shape[0]) if dense else (idx, coef)
+
+
+def _plan_for(X, D, n_steps, gram, backend, memory_budget, dense):
+    return plan_pursuit(X.shape[0], D.shape[0], X.shape[1], n_steps, X.dtype.itemsize,
+                        gram_given=gram is not None, backend=backend,
+                        memory_budget=memory_budget, dense=dense)
+
+
+def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
+    """Selections of every sample: ``(idx, coef)``, each (n_samples, n_steps).
+
+    Unvalidated core: ``X`` and ``D`` are float arrays of one dtype, ``D`` has
+    unit rows, ``backend`` is concrete.
+    """
+    plan = _plan_for(X, D, n_steps, gram, backend, memory_budget, dense=False)
+    return run_plan(X, D, plan, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                    gram=gram, device=device, dense=False)
+
+
+def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
+    """Dense codes (n_samples, n_components); same arguments as ``pursue``.
+
+    On the numba Gram path, correlations are computed straight into the output
+    and the kernel overwrites each row with its codes: no other buffer. The
+    CuPy engine does the same on the GPU.
+    """
+    plan = _plan_for(X, D, n_steps, gram, backend, memory_budget, dense=True)
+    return run_plan(X, D, plan, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                    gram=gram, device=device, dense=True)
+
+
+def densify(idx, coef, n_components):
+    """Dense codes (n_samples, n_components) from per-step selections."""
+    Z = np.zeros((idx.shape[0], n_components), dtype=coef.dtype)
+    if idx.size:
+        from ._numba import scatter_codes
+
+        scatter_codes(idx, coef, Z)
+    return Z
