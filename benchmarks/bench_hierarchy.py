@@ -45,13 +45,14 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import skmpsae
-from skmpsae.datasets import hierarchy_recovery, make_hierarchical_concepts
+from skmpsae.datasets import make_hierarchical_concepts
 from skmpsae.metrics import (
     babel_random_subsets,
     babel_score,
     babel_selected,
     dead_fraction,
     effective_rank,
+    hierarchy_recovery,
     l0,
     r2_score,
 )

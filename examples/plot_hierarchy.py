@@ -8,7 +8,7 @@ children that only appear with their parent, and 8 standalone concepts, 20
 directions in 20 dimensions. Concepts of the same level (two top-level
 concepts, or two siblings) have cosine 0.1; a parent and its children are
 orthogonal. Each SAE gets one atom per concept and ``k=3``;
-:func:`~skmpsae.datasets.hierarchy_recovery` matches atoms to true directions
+:func:`~skmpsae.metrics.hierarchy_recovery` matches atoms to true directions
 (Hungarian algorithm) and scores how well the cosines among the matched atoms
 reproduce the true ones:
 
@@ -30,7 +30,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
-from skmpsae.datasets import hierarchy_recovery, make_hierarchical_concepts
+from skmpsae.datasets import make_hierarchical_concepts
+from skmpsae.metrics import hierarchy_recovery
 
 SAES = {"MP-SAE": MatchingPursuitSAE, "TopK": TopKSAE, "BatchTopK": BatchTopKSAE,
         "Matryoshka": MatryoshkaSAE, "ReLU": ReLUSAE}

@@ -3,11 +3,13 @@
 A variant provides four hooks and inherits the scikit-learn API (fit,
 partial_fit, transform, inverse_transform, score, set_output, persistence):
 
-- ``_init_arrays(X, rng)``: initial parameters as NumPy arrays; each becomes a
-  fitted attribute ``name + "_"`` (``components_``, ``bias_``, ...);
-- ``_batch_loss(params, xb, epoch, rng)``: the training loss of a batch and how
+- ``_init_arrays(X, n_components, rng)``: initial parameters as a dict of NumPy
+  arrays; each becomes a fitted attribute ``name + "_"`` (``components_``,
+  ``bias_``, ...);
+- ``_batch_loss(params, xb, *, epoch, rng)``: the training loss of a batch and how
   often each latent fired;
-- ``_after_step(params)`` and ``_end_epoch(...)``: projections and revivals;
+- ``_after_step(params)`` and ``_end_epoch(state, X, result, *, epoch, last, rng)``:
+  projections and revivals;
 - ``_encode(X, n_steps)``: codes of validated samples (the encode hook).
 """
 

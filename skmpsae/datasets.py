@@ -1,27 +1,30 @@
-"""Data sets for SAEs: real data available offline, and the synthetic concept hierarchy."""
+"""Data sets for SAEs: real data available offline, and the synthetic concept hierarchy.
 
-from collections.abc import Mapping
+The metric of the hierarchy, ``hierarchy_recovery`` (with its result
+``HierarchyRecovery``), moved to :mod:`skmpsae.metrics`; it stays importable
+from here so that existing code keeps working.
+"""
+
 from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.utils import check_random_state
 
 from ._compat import Interval, validate_params
-from ._validation import check_atoms
+from ._concept_tree import ConceptTree, level_groups
+from .metrics import HierarchyRecovery, hierarchy_recovery  # noqa: F401 (moved; kept importable)
 
 __all__ = [
     "ConceptTree",
     "HierarchicalConcepts",
-    "HierarchyRecovery",
-    "hierarchy_recovery",
     "load_image_patches",
     "make_hierarchical_concepts",
 ]
 
 
-def load_image_patches(patch_size=8, n_patches=20000, *, remove_mean=True, random_state=0):
+def load_image_patches(patch_size: int = 8, n_patches: int = 20000, *, remove_mean: bool = True,
+                       random_state=0) -> np.ndarray:
     """Grey-scale patches of scikit-learn's two sample photographs (china, flower).
 
     Natural-image patches are the classic sparse-coding data set: their
@@ -69,39 +72,6 @@ def load_image_patches(patch_size=8, n_patches=20000, *, remove_mean=True, rando
 
 
 # ------------------------------------------------------- synthetic hierarchy
-class ConceptTree(NamedTuple):
-    """Indices of the concepts of :func:`make_hierarchical_concepts`, by role.
-
-    Concepts are numbered depth first: each parent, then its children, then
-    the next parent; the standalone concepts come last.
-
-    Parameters
-    ----------
-    parents : ndarray of shape (n_parents,)
-        Index of each parent concept.
-    children : tuple of ndarray
-        Indices of the children of each parent: one array of shape
-        (n_children,) per parent.
-    standalone : ndarray of shape (n_standalone,)
-        Index of each standalone concept.
-
-    Examples
-    --------
-    >>> from skmpsae.datasets import make_hierarchical_concepts
-    >>> tree = make_hierarchical_concepts(10, random_state=0).tree
-    >>> tree.parents
-    array([0, 4, 8])
-    >>> tree.children[1]  # the children of parent 4
-    array([5, 6, 7])
-    >>> tree.standalone
-    array([12, 13, 14, 15, 16, 17, 18, 19])
-    """
-
-    parents: np.ndarray
-    children: tuple
-    standalone: np.ndarray
-
-
 class HierarchicalConcepts(NamedTuple):
     """Output of :func:`make_hierarchical_concepts`: samples with their ground truth.
 
@@ -140,11 +110,6 @@ def _layout(n_parents, n_children, n_standalone):
     return ConceptTree(parents, children, standalone)
 
 
-def _level_groups(tree):
-    """Groups of concepts that share a level: the top level, and each set of siblings."""
-    return [np.concatenate([tree.parents, tree.standalone]), *tree.children]
-
-
 def _equicorrelated(Q, epsilon):
     """Unit rows mixing orthonormal rows ``Q`` so that every pair has cosine ``epsilon``.
 
@@ -161,7 +126,7 @@ def _directions(tree, n_features, epsilon, rng):
     n_concepts = len(tree.parents) * (1 + len(tree.children[0])) + len(tree.standalone)
     basis = np.linalg.qr(rng.standard_normal((n_features, n_concepts)))[0].T  # orthonormal rows
     directions = basis.copy()
-    for group in _level_groups(tree):
+    for group in level_groups(tree):
         directions[group] = _equicorrelated(basis[group], epsilon)
     return directions
 
@@ -226,11 +191,14 @@ def _check_probabilities(n_parents, n_children, n_standalone, probabilities):
     },
     prefer_skip_nested_validation=True,
 )
-def make_hierarchical_concepts(n_samples=10000, *, n_parents=3, n_children=3, n_standalone=8,
-                               n_features=None, parent_probability=0.2, child_probability=0.2,
-                               standalone_probability=0.05, epsilon=0.1, magnitude=1.5,
-                               magnitude_std=0.25, noise=0.0, dtype=np.float32,
-                               random_state=None):
+def make_hierarchical_concepts(n_samples: int = 10000, *, n_parents: int = 3,
+                               n_children: int = 3, n_standalone: int = 8,
+                               n_features: int | None = None, parent_probability: float = 0.2,
+                               child_probability: float = 0.2,
+                               standalone_probability: float = 0.05, epsilon: float = 0.1,
+                               magnitude: float = 1.5, magnitude_std: float = 0.25,
+                               noise: float = 0.0, dtype=np.float32,
+                               random_state=None) -> HierarchicalConcepts:
     """Draw samples from a two-level tree of concepts, the synthetic data of the MP-SAE paper.
 
     Each sample activates at most one top-level concept: parent ``p`` with
@@ -303,7 +271,7 @@ def make_hierarchical_concepts(n_samples=10000, *, n_parents=3, n_children=3, n_
 
     See Also
     --------
-    hierarchy_recovery : Structure errors of a learned dictionary on this data.
+    skmpsae.metrics.hierarchy_recovery : Structure errors of a learned dictionary on this data.
 
     References
     ----------
@@ -346,150 +314,3 @@ def make_hierarchical_concepts(n_samples=10000, *, n_parents=3, n_children=3, n_
         X += noise * rng.standard_normal(X.shape)
     return HierarchicalConcepts(X.astype(dtype), activations.astype(dtype),
                                 directions.astype(dtype), tree)
-
-
-class HierarchyRecovery(NamedTuple):
-    """Output of :func:`hierarchy_recovery`: how well a dictionary keeps the concept tree.
-
-    Parameters
-    ----------
-    flat_error : float
-        Mean squared cosine error over pairs of concepts of the same level
-        group.
-    hierarchical_error : float
-        Mean squared cosine error over (parent, child) pairs.
-    matched_cosine : ndarray of shape (n_concepts,)
-        Absolute cosine between each true direction and its matched atom.
-    assignment : ndarray of shape (n_concepts,)
-        Index of the atom matched to each concept.
-    learned_cosine : ndarray of shape (n_concepts, n_concepts)
-        Cosines among the matched atoms, in concept order.
-
-    Examples
-    --------
-    >>> from skmpsae.datasets import hierarchy_recovery, make_hierarchical_concepts
-    >>> data = make_hierarchical_concepts(100, random_state=0)
-    >>> result = hierarchy_recovery(data.directions, data.directions, data.tree)
-    >>> result.flat_error, result.hierarchical_error  # the truth recovers itself
-    (0.0, 0.0)
-    """
-
-    flat_error: float
-    hierarchical_error: float
-    matched_cosine: np.ndarray
-    assignment: np.ndarray
-    learned_cosine: np.ndarray
-
-
-def _as_tree(tree, n_concepts):
-    if isinstance(tree, Mapping):
-        tree = ConceptTree(**{name: tree[name] for name in ConceptTree._fields})
-    parents, standalone = np.asarray(tree.parents, int), np.asarray(tree.standalone, int)
-    children = tuple(np.asarray(group, int) for group in tree.children)
-    if len(children) != parents.size:
-        raise ValueError(f"tree has {parents.size} parents but {len(children)} groups of "
-                         "children; give one (possibly empty) group per parent.")
-    every = np.concatenate([parents, standalone, *children])
-    if every.size and (every.min() < 0 or every.max() >= n_concepts):
-        raise ValueError(f"tree indices must lie in [0, {n_concepts}) (one per row of "
-                         f"directions), got {every.min()} to {every.max()}.")
-    return ConceptTree(parents, children, standalone)
-
-
-def _as_index(pairs):
-    """(rows, columns) index of a list of pairs, None when empty."""
-    return tuple(np.array(pairs, dtype=int).T) if pairs else None
-
-
-def _flat_pairs(tree):
-    """Pairs ``i < j`` within each level group."""
-    return _as_index([(group[i], group[j]) for group in _level_groups(tree)
-                      for i in range(len(group)) for j in range(i + 1, len(group))])
-
-
-def _hierarchical_pairs(tree):
-    """Each parent with each of its children."""
-    return _as_index([(parent, child)
-                      for parent, group in zip(tree.parents, tree.children, strict=True)
-                      for child in group])
-
-
-def _mean_at(values, index):
-    return float(values[index].mean()) if index is not None else float("nan")
-
-
-def hierarchy_recovery(dictionary, directions, tree):
-    """Match learned atoms to true concept directions and score the recovered structure.
-
-    Each true direction is matched to one distinct atom by the Hungarian
-    algorithm (``scipy.optimize.linear_sum_assignment``) maximising the sum
-    of ``|cos|``; a matched atom whose cosine is negative is flipped. With
-    ``S`` the cosines among the true directions and ``L`` those among their
-    matched atoms (both ``n_concepts x n_concepts``)::
-
-        flat_error         = mean over flat pairs of (L_ij - S_ij)^2
-        hierarchical_error = mean over (parent, child) pairs of (L_ij - S_ij)^2
-
-    Flat pairs are the pairs ``i < j`` within a level group: two top-level
-    concepts (parents and standalone concepts), or two siblings. Hierarchical
-    pairs are each parent with each of its children. A flat error means
-    interference within a level is lost or distorted (the paper finds
-    Matryoshka SAEs push siblings apart); a hierarchical error means children
-    are no longer orthogonal to their parent (feature absorption, as in ReLU
-    and BatchTopK SAEs). The paper finds MP-SAE keeps both low.
-
-    Parameters
-    ----------
-    dictionary : array-like of shape (n_atoms, n_features) or fitted SAE
-        Learned atoms as rows (an estimator's ``components_``), with
-        ``n_atoms >= n_concepts``; rows are scaled to unit norm.
-    directions : array-like of shape (n_concepts, n_features)
-        True directions, as returned by :func:`make_hierarchical_concepts`.
-    tree : ConceptTree or mapping
-        The tree of concepts, or a mapping with keys ``"parents"``,
-        ``"children"`` (one sequence per parent) and ``"standalone"``.
-
-    Returns
-    -------
-    result : HierarchyRecovery
-        Named tuple ``(flat_error, hierarchical_error, matched_cosine,
-        assignment, learned_cosine)``; an error is NaN when the tree has no
-        pair of its kind.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skmpsae.datasets import hierarchy_recovery, make_hierarchical_concepts
-    >>> _, _, directions, tree = make_hierarchical_concepts(10, random_state=0)
-    >>> perfect = hierarchy_recovery(directions[::-1], directions, tree)  # order is irrelevant
-    >>> round(perfect.flat_error, 12), round(perfect.hierarchical_error, 12)
-    (0.0, 0.0)
-    >>> perfect.assignment[:4]
-    array([19, 18, 17, 16])
-    >>> absorbed = directions.copy()
-    >>> absorbed[1] = directions[0] + directions[1]  # a child atom absorbs its parent
-    >>> result = hierarchy_recovery(absorbed, directions, tree)
-    >>> bool(result.hierarchical_error > 0.01), float(result.matched_cosine[1].round(3))
-    (True, 0.707)
-    """
-    D = check_atoms(dictionary).astype(np.float64)
-    T = check_atoms(directions, name="directions").astype(np.float64)
-    if D.shape[1] != T.shape[1]:
-        raise ValueError(f"dictionary has {D.shape[1]} features but directions has "
-                         f"{T.shape[1]}; both must live in the same space.")
-    if D.shape[0] < T.shape[0]:
-        raise ValueError(f"dictionary has {D.shape[0]} atoms, fewer than the {T.shape[0]} "
-                         "true directions; each direction needs its own atom.")
-    tree = _as_tree(tree, T.shape[0])
-    cosine = T @ D.T  # (n_concepts, n_atoms)
-    concepts, atoms = linear_sum_assignment(np.abs(cosine), maximize=True)
-    signs = np.where(cosine[concepts, atoms] < 0, -1.0, 1.0)
-    matched = D[atoms] * signs[:, None]
-    squared = (matched @ matched.T - T @ T.T) ** 2
-    return HierarchyRecovery(
-        flat_error=_mean_at(squared, _flat_pairs(tree)),
-        hierarchical_error=_mean_at(squared, _hierarchical_pairs(tree)),
-        matched_cosine=np.abs(cosine[concepts, atoms]),
-        assignment=atoms,
-        learned_cosine=matched @ matched.T,
-    )

@@ -1,6 +1,7 @@
 """Per-latent summaries of a fitted SAE, for reading its features."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_int, check_n_steps
 from .metrics._coactivation import image_mask, modality_ratio
@@ -49,8 +50,8 @@ class _Accumulator:
         return [index[np.isfinite(values[:, j]), j] for j in range(index.shape[1])]
 
 
-def feature_report(estimator, X, modality=None, *, image_label=None, n_top=10, n_steps=None,
-                   batch_size=4096):
+def feature_report(estimator, X: ArrayLike, modality: ArrayLike | None = None, *, image_label=None,
+                   n_top: int = 10, n_steps: int | None = None, batch_size: int = 4096):
     """One row per latent: how often and how strongly it fires, and on which samples.
 
     ``X`` is encoded in chunks of ``batch_size`` samples, so the codes of the

@@ -23,6 +23,8 @@ at once:
 array([-2., -8.])
 """
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from . import metrics
@@ -47,7 +49,7 @@ _SCORERS = {
 }
 
 
-def get_scorer_names():
+def get_scorer_names() -> list[str]:
     """Return the names accepted by :func:`get_scorer` and :func:`multimetric_scorer`.
 
     Returns
@@ -111,7 +113,7 @@ class _SAEScorer:
         return f"get_scorer({self.names[0]!r}{n_steps})"
 
 
-def get_scorer(name, *, n_steps=None):
+def get_scorer(name: str, *, n_steps: int | None = None) -> Callable[..., float]:
     """The scorer called ``name``: ``scorer(estimator, X, y=None) -> float``, greater is better.
 
     The scorer encodes ``X`` with ``estimator.transform``, decodes with
@@ -151,7 +153,8 @@ def get_scorer(name, *, n_steps=None):
     return _SAEScorer([name], n_steps, multi=False)
 
 
-def multimetric_scorer(names, *, n_steps=None):
+def multimetric_scorer(names: Sequence[str], *, n_steps: int | None = None
+                       ) -> Callable[..., dict[str, float]]:
     """One scorer for several metrics: ``scorer(estimator, X, y=None) -> dict``.
 
     ``GridSearchCV(scoring=multimetric_scorer(["r2", "neg_l0"]), refit="r2")``

@@ -165,3 +165,12 @@ def test_load_image_patches():
     X = load_image_patches(patch_size=4, n_patches=11, random_state=0)
     assert X.shape == (11, 16) and X.dtype == np.float32
     np.testing.assert_allclose(X.mean(axis=1), 0.0, atol=1e-6)
+
+
+def test_hierarchy_recovery_moved_to_metrics_and_stays_importable():
+    import skmpsae.datasets as datasets
+    import skmpsae.metrics as metrics
+
+    assert datasets.hierarchy_recovery is metrics.hierarchy_recovery
+    assert datasets.HierarchyRecovery is metrics.HierarchyRecovery
+    assert "hierarchy_recovery" in metrics.__all__ and "hierarchy_recovery" not in datasets.__all__

@@ -70,3 +70,10 @@ def test_bad_input():
         feature_report(Codes(), Z, ["image"] * 4)
     with pytest.raises(ValueError, match="n_top must be an integer >= 1, got 0"):
         feature_report(Codes(), Z, n_top=0)
+
+
+@pytest.mark.parametrize("n_steps", [-1, True, 2.0, "3"])
+def test_n_steps_checked_like_transform(n_steps):
+    # The same check as the estimators and the scorers: bools are not integers.
+    with pytest.raises(ValueError, match=r"n_steps must be a non-negative integer or None, got"):
+        feature_report(Codes(), Z, n_steps=n_steps)

@@ -5,17 +5,20 @@
 - coherence of the dictionary: :func:`babel_score` (global), and at inference
   :func:`babel_selected` with its baseline :func:`babel_random_subsets`;
 - how latents fire together: :func:`modality_score`, :func:`bridge_score`,
-  :func:`effective_rank`.
+  :func:`effective_rank`;
+- structure of the synthetic concept hierarchy
+  (:func:`skmpsae.datasets.make_hierarchical_concepts`): :func:`hierarchy_recovery`.
 
-Scorers for model selection are in :mod:`skmpsae.scorers`; the structure
-errors of the synthetic hierarchy in :func:`skmpsae.datasets.hierarchy_recovery`.
+Scorers for model selection are in :mod:`skmpsae.scorers`.
 """
 
 from ._coactivation import bridge_score, effective_rank, modality_score
 from ._coherence import babel_random_subsets, babel_score, babel_selected
+from ._hierarchy import HierarchyRecovery, hierarchy_recovery
 from ._reconstruction import dead_fraction, fvu, l0, r2_score
 
 __all__ = [
+    "HierarchyRecovery",
     "babel_random_subsets",
     "babel_score",
     "babel_selected",
@@ -23,6 +26,7 @@ __all__ = [
     "dead_fraction",
     "effective_rank",
     "fvu",
+    "hierarchy_recovery",
     "l0",
     "modality_score",
     "r2_score",

@@ -1,6 +1,7 @@
 """How latents fire together: modality score, bridge score, effective rank of co-activation."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import check_atoms, check_codes
 
@@ -42,7 +43,7 @@ def modality_ratio(mean_image, mean_text):
     return out
 
 
-def modality_score(Z, modality, *, image_label=None):
+def modality_score(Z: ArrayLike, modality: ArrayLike, *, image_label=None) -> np.ndarray:
     """Modality score of each latent: the share of its mean activation that comes from images.
 
     For latent ``i``::
@@ -94,7 +95,7 @@ def modality_score(Z, modality, *, image_label=None):
     return modality_ratio(mean_image, mean_text)
 
 
-def bridge_score(Z_image, Z_text, dictionary):
+def bridge_score(Z_image: ArrayLike, Z_text: ArrayLike, dictionary) -> np.ndarray:
     """Bridge score of latent pairs across paired images and texts (Papadimitriou et al. 2025).
 
     For ``n`` image-text pairs with codes ``z^I_m`` (image ``m``) and ``z^T_m``
@@ -159,7 +160,7 @@ def bridge_score(Z_image, Z_text, dictionary):
     return coactivation
 
 
-def effective_rank(Z):
+def effective_rank(Z: ArrayLike) -> float:
     """Effective rank of the co-activation matrix of the latents (Roy & Vetterli 2007).
 
     With ``A = (Z != 0)`` (which latents fire on which samples) and the

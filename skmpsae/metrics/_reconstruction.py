@@ -1,6 +1,7 @@
 """Reconstruction and sparsity metrics: R^2, FVU, L0, dead latents."""
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils import check_array
 
 from .._validation import FLOATS
@@ -16,7 +17,7 @@ def _pair(X, X_hat):
     return X.astype(np.float64, copy=False), X_hat.astype(np.float64, copy=False)
 
 
-def fvu(X, X_hat):
+def fvu(X: ArrayLike, X_hat: ArrayLike) -> float:
     """Fraction of variance unexplained, ``sum ||x - x_hat||^2 / sum ||x - mean(X)||^2``.
 
     The mean is taken per feature (over samples). When ``X`` has no variance the
@@ -54,7 +55,7 @@ def fvu(X, X_hat):
     return err / total
 
 
-def r2_score(X, X_hat):
+def r2_score(X: ArrayLike, X_hat: ArrayLike) -> float:
     """Explained variance ``R^2 = 1 - fvu(X, X_hat)`` (per-feature centring).
 
     Equals scikit-learn's ``r2_score(X, X_hat, multioutput="variance_weighted")``,
@@ -90,7 +91,7 @@ def _codes(Z):
     return check_array(Z, dtype=None, input_name="Z", accept_sparse=False)
 
 
-def l0(Z):
+def l0(Z: ArrayLike) -> float:
     """Mean number of nonzero codes per sample.
 
     Parameters
@@ -112,7 +113,7 @@ def l0(Z):
     return float(np.count_nonzero(_codes(Z), axis=1).mean())
 
 
-def dead_fraction(Z):
+def dead_fraction(Z: ArrayLike) -> float:
     """Share of latents (columns of ``Z``) that are zero for every sample.
 
     Parameters
