@@ -565,3 +565,46 @@ def test_parallel_kernel_matches_reference(monkeypatch, dtype):
         ref = mp_encode(X, D, n_steps=9, tol=tol, gram=D @ D.T, backend="numpy")
         got = mp_encode(X, D, n_steps=9, tol=tol, gram=D @ D.T, backend="numba")
         assert_array_equal(got, ref)
+
+
+# --------------------------------------------------------------------------- planner
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("gram", [False, True])
+def test_mp_encode_plans_once(monkeypatch, backend, gram):
+    from skmpsae._pursuit import _core
+
+    calls = []
+    plan = _core.plan_pursuit
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["backend"])
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "plan_pursuit", counted)
+    X, D, b = make_problem(20, N_FEATURES, 40, np.float64, seed=1, bias=True)
+    mp_encode(X, D, n_steps=4, bias=b, gram=D @ D.T if gram else None, backend=backend)
+    mp_encode(X, D, n_steps=4, backend=backend, memory_budget=40 * 40 * 8 - 1)
+    assert calls == [backend, backend]
+
+
+def test_one_engine_choice_rule():
+    import torch
+
+    from skmpsae._pursuit._plan import choose_backend
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for name in ("numpy", "numba", "torch", "cupy"):
+        assert choose_backend(name, device=cuda) == name  # a concrete engine is kept
+    assert choose_backend("auto", device=cpu) == "numba"
+    assert choose_backend("auto", device=cpu, tensors=True) == "numba"
+    assert choose_backend("auto", device=cuda, tensors=True) == "torch"  # training on a GPU
+    expected = "cupy" if _cupy_available() else "torch"
+    assert choose_backend("auto", device=cuda) == expected
+
+
+def _cupy_available():
+    from skmpsae._pursuit import _cupy
+
+    return _cupy.is_available()
