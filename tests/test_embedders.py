@@ -1,6 +1,7 @@
 """Embedders: tiny random CLIP, SigLIP and DINOv2 saved locally, and the real all-MiniLM-L6-v2."""
 
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -487,3 +488,58 @@ def test_minilm_tokens(minilm):
     assert raw.modality(texts).tolist() == ["text"] * len(index)
     cls = raw.set_params(tokens="cls", layer=2).transform(texts)
     assert cls.shape == (2, 384)
+
+
+# -- items that are not images: the index and the reason, never a raw library error --------
+
+
+def test_empty_array_is_refused_with_its_index(tiny):
+    embed = make("dinov2", tiny)
+    for empty in (np.zeros((0, 0, 3), np.uint8), np.zeros((5, 0), np.uint8)):
+        with pytest.raises(ValueError, match=r"X\[1\]: the image array of shape .* no pixels"):
+            embed.fit([np.zeros((4, 4, 3), np.uint8), empty])
+
+
+def test_folder_and_fifo_as_paths(tiny, tmp_path):
+    embed = make("dinov2", tiny)
+    with pytest.raises(IsADirectoryError, match=r"X\[0\]: .* is a folder, not an image file"):
+        embed.fit([tmp_path])
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"X\[0\]: .*pipe.png' is not a regular file"):
+        embed.transform([fifo])  # must not block on opening it
+
+
+def test_decompression_bomb_names_the_item(tiny, tmp_path, monkeypatch):
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(bomb)
+    # 4096 pixels against a limit of 2 * 1000: the same check PIL makes for huge headers
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"X\[1\]: image file .*bomb.png.*decompression bomb"):
+        make("dinov2", tiny).transform([np.zeros((4, 4, 3), np.uint8), bomb])
+
+
+def test_a_single_image_array_is_not_read_as_a_stack(tiny):
+    embed = make("dinov2", tiny)
+    image = np.zeros((40, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"X is one array of shape \(40, 48, 3\).*pass \[X\]"):
+        embed.fit(image)
+    assert embed.transform([image]).shape == (1, 16)
+    assert embed.transform(image[None]).shape == (1, 16)  # a 4-D stack of one
+    assert embed.transform(np.zeros((2, 40, 48), np.uint8)).shape == (2, 16)  # gray stack
+    from PIL import Image
+
+    with pytest.raises(TypeError, match="single .*wrap it in a list"):
+        embed.fit(Image.fromarray(image))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths")
+def test_single_path_is_refused(tiny, tmp_path):
+    from pathlib import Path
+
+    with pytest.raises(TypeError, match="single .*Path.*wrap it in a list"):
+        make("dinov2", tiny).fit(Path(tmp_path / "a.png"))

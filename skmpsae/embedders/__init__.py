@@ -12,8 +12,11 @@ first runs.
 """
 
 from ._dinov2 import Dinov2Embedder
+from ._image import ImageEmbedder
 from ._items import item_modality
 from ._joint import ClipEmbedder, SiglipEmbedder
+from ._mobilenet import convert_mobilenetv2, mobilenetv2_folder
 from ._sentence import SentenceEmbedder
 
-__all__ = ["ClipEmbedder", "Dinov2Embedder", "SentenceEmbedder", "SiglipEmbedder", "item_modality"]
+__all__ = ["ClipEmbedder", "Dinov2Embedder", "ImageEmbedder", "SentenceEmbedder", "SiglipEmbedder",
+           "convert_mobilenetv2", "item_modality", "mobilenetv2_folder"]

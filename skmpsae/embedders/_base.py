@@ -13,7 +13,6 @@ from sklearn.utils.validation import check_memory
 from .._compat import Interval, StrOptions
 from ._items import IMAGE, TEXT, check_items, items_cache_key, load_image
 from ._loading import (
-    import_pil,
     import_torch,
     import_transformers,
     load_pretrained,
@@ -278,9 +277,8 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         raise NotImplementedError
 
     def _rows_per_item(self, state, items, modalities):
-        """Rows each item gives with ``tokens="all"`` (images: their patch tokens)."""
-        n_patches = self._n_patches(state) if IMAGE in modalities else 0
-        return np.where(modalities == IMAGE, n_patches, 1)
+        """Rows each item gives with ``tokens="all"``."""
+        raise NotImplementedError
 
     # -- shared helpers ---------------------------------------------------------------------------
 
@@ -320,19 +318,8 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         return load_pretrained(loader, source, local_files_only=self.local_files_only,
                                owner=type(self).__name__, **kwargs)
 
-    def _image_processor(self, transformers, source):
-        # transformers' PIL processors: the torchvision ones need a torchvision that matches
-        # torch, and PIL gives the same pixels everywhere.
-        major = int(transformers.__version__.split(".")[0])
-        backend = {"backend": "pil"} if major >= 5 else {"use_fast": False}
-        return self._pretrained(transformers.AutoImageProcessor, source, **backend)
-
-    def _vision_config(self, state):
-        config = state.model.config
-        return getattr(config, "vision_config", config)
-
     def _n_layers(self, state):
-        return self._vision_config(state).num_hidden_layers
+        raise NotImplementedError
 
     def _check_layer(self, state):
         if self.layer is None:
@@ -344,27 +331,6 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
                 f"layer is 0 (embeddings) to {n_layers} (last block), or -{n_layers + 1} to -1, "
                 "or None for the final output."
             )
-
-    def _pixels(self, state, images):
-        pixels = state.image_processor(images=images, return_tensors="pt")["pixel_values"]
-        return pixels.to(device=state.device, dtype=state.dtype)
-
-    def _n_patches(self, state):
-        """Patch tokens per image: the processor's output size over the patch size."""
-        if "n_patches" not in state.extra:
-            blank = import_pil().new("RGB", (64, 64))
-            height, width = self._pixels(state, [blank]).shape[-2:]
-            patch = self._vision_config(state).patch_size
-            state.extra["n_patches"] = (height // patch) * (width // patch)
-        return state.extra["n_patches"]
-
-    def _pool(self, cls, patches):
-        """(b, rows, dim) for ``tokens``: the CLS token, the mean of the patches, or all."""
-        if self.tokens == "cls":
-            return cls[:, None]
-        if self.tokens == "mean":
-            return patches.float().mean(dim=1, keepdim=True)
-        return patches
 
     def _batches(self, items, modalities):
         """Index lists of one modality each: images in order, texts by length (less padding)."""

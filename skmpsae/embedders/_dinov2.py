@@ -1,13 +1,13 @@
 """DINOv2 (and ViT-like) image embeddings."""
 
 from .._docs import with_shared_docs
-from ._base import BaseEmbedder
+from ._vision import BaseVisionEmbedder
 
 __all__ = ["Dinov2Embedder"]
 
 
 @with_shared_docs
-class Dinov2Embedder(BaseEmbedder):
+class Dinov2Embedder(BaseVisionEmbedder):
     """DINOv2 embeddings of images: the class token, the mean patch token, or every patch.
 
     A scikit-learn transformer for the first step of a pipeline: images in,

@@ -22,18 +22,29 @@ def _modality(item, index):
     if isinstance(item, Path) or _is_pil_image(item):
         return IMAGE
     if isinstance(item, np.ndarray):
-        if item.ndim == 2 or (item.ndim == 3 and item.shape[2] in (1, 3, 4)):
-            return IMAGE
-        raise ValueError(f"X[{index}]: an image array must have shape (H, W) or (H, W, C) with "
-                         f"C in 1, 3, 4; got shape {item.shape}.")
+        if not (item.ndim == 2 or (item.ndim == 3 and item.shape[2] in (1, 3, 4))):
+            raise ValueError(f"X[{index}]: an image array must have shape (H, W) or (H, W, C) "
+                             f"with C in 1, 3, 4; got shape {item.shape}.")
+        if 0 in item.shape[:2]:
+            raise ValueError(f"X[{index}]: the image array of shape {item.shape} has no pixels; "
+                             "an image needs a height and a width of at least 1.")
+        return IMAGE
     raise TypeError(f"X[{index}]: items must be str (text), PIL images, (H, W, C) arrays or "
                     f"pathlib.Path image files, got {type(item).__name__}.")
 
 
 def _as_list(X):
-    if isinstance(X, (str, bytes)):
+    if isinstance(X, (str, bytes, Path)) or _is_pil_image(X):
         raise TypeError("X must be a sequence of items (texts, images), got a single "
                         f"{type(X).__name__}; wrap it in a list: [X].")
+    if isinstance(X, np.ndarray) and X.dtype != object and X.ndim == 3 and X.shape[2] in (1, 3, 4):
+        # (H, W, C) read as a stack would give H images of one pixel row each: refuse.
+        raise ValueError(
+            f"X is one array of shape {X.shape}, which reads as a single (H, W, C) image, not "
+            "as a sequence of images: pass [X] for one image, a list of images, or a 4-D "
+            "(n, H, W, C) stack (a stack of grayscale images whose width is 1, 3 or 4 "
+            "pixels must be passed as a list)."
+        )
     if isinstance(X, np.ndarray) and X.dtype != object and X.ndim in (3, 4):
         return list(X)  # a stack of images, (n, H, W) or (n, H, W, C)
     try:
@@ -57,10 +68,22 @@ def check_items(X, accepted=(IMAGE, TEXT), owner="the embedder"):
         if modality not in accepted:
             raise TypeError(f"X[{index}]: {owner} embeds {' and '.join(accepted)}s, got "
                             f"a {modality} ({type(item).__name__}).")
-        if isinstance(item, Path) and not item.is_file():
-            raise FileNotFoundError(f"X[{index}]: image file '{item}' does not exist.")
+        if isinstance(item, Path):
+            _check_path(item, index)
         modalities.append(modality)
     return items, np.array(modalities)
+
+
+def _check_path(path, index):
+    # A FIFO or a device would block or stream forever once opened: only regular files.
+    if not path.exists():
+        raise FileNotFoundError(f"X[{index}]: image file '{path}' does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"X[{index}]: '{path}' is a folder, not an image file; pass "
+                                "the image files inside it, e.g. sorted(folder.glob('*.jpg')).")
+    if not path.is_file():
+        raise ValueError(f"X[{index}]: '{path}' is not a regular file (a FIFO, socket or "
+                         "device); pass an image file.")
 
 
 def item_modality(X) -> np.ndarray:
@@ -115,11 +138,18 @@ def load_image(item, index):
         return _array_to_pil(item, index).convert("RGB")
     if isinstance(item, Path):
         Image = import_pil()
+        _check_path(item, index)  # it may have changed since the items were checked
         try:
             with Image.open(item) as image:
                 return image.convert("RGB")  # reads the whole file: truncation fails here
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"X[{index}]: image file '{item}' does not exist.") from exc
+        except Image.DecompressionBombError as exc:
+            raise ValueError(
+                f"X[{index}]: image file '{item}' declares more pixels than PIL's limit of "
+                f"{2 * Image.MAX_IMAGE_PIXELS} (a possible decompression bomb): {exc} If the "
+                "file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS before embedding."
+            ) from exc
         except (OSError, ValueError, SyntaxError) as exc:
             raise OSError(f"X[{index}]: cannot read image file '{item}': {exc}") from exc
     return item.convert("RGB")

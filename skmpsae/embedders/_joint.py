@@ -1,8 +1,8 @@
 """Image-text models with a joint embedding space: CLIP and SigLIP."""
 
 from .._docs import with_shared_docs
-from ._base import BaseEmbedder
 from ._items import IMAGE, TEXT
+from ._vision import BaseVisionEmbedder
 
 __all__ = ["ClipEmbedder", "SiglipEmbedder"]
 
@@ -31,7 +31,7 @@ _JOINT_PARAMS = """\
 """
 
 
-class _JointEmbedder(BaseEmbedder):
+class _JointEmbedder(BaseVisionEmbedder):
     """Images and texts into one space; subclasses say how each tower's output is pooled."""
 
     _accepts = (IMAGE, TEXT)
