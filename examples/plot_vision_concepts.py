@@ -84,8 +84,9 @@ ax.set_ylim(max(-0.2, min(p[:, 1].min() for p in curves.values()) - 0.05), 1.0)
 ax.legend()
 fig.tight_layout()
 
-mp = curves["MP-SAE"][:, 1]
+mp, topk = curves["MP-SAE"][:, 1], curves["TopK"][:, 1]
 print("MP-SAE R2 rises with every extra step:", bool(np.all(np.diff(mp) > 0)))
+print("MP-SAE above TopK at every n_steps:", bool(np.all(mp > topk)))
 
 # %%
 # What a dozen MP-SAE latents fire on

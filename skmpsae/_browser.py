@@ -146,11 +146,6 @@ def _items_of(rows, item_index, n_items):
 
 
 def _page_data(report, images, texts, item_index, n_items, thumb_size):
-    missing = [name for name in ("frequency", "mean_activation", "energy", "top_samples")
-               if name not in report.columns]
-    if missing:
-        raise ValueError(f"report lacks the column(s) {missing}: pass the DataFrame that "
-                         "skmpsae.inspection.feature_report returns.")
     columns = [name for name in _NUMBERS if name in report.columns]
     thumbs, latents = {}, []
     for latent, row in report.iterrows():
@@ -169,6 +164,11 @@ def _page_data(report, images, texts, item_index, n_items, thumb_size):
 
 
 def _check_sources(report, images, texts, item_index):
+    missing = [name for name in ("frequency", "mean_activation", "energy", "top_samples")
+               if name not in report.columns]
+    if missing:
+        raise ValueError(f"report lacks the column(s) {missing}: pass the DataFrame that "
+                         "skmpsae.inspection.feature_report returns.")
     n_rows = max((max(rows) for rows in report["top_samples"] if len(rows)), default=-1) + 1
     if item_index is not None:
         item_index = np.asarray(item_index)
