@@ -21,7 +21,8 @@ DOCS = ROOT / "docs"
 USER_GUIDE = sorted((DOCS / "user_guide").glob("*.rst"))
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 PUBLIC_MODULES = ["skmpsae", "skmpsae.metrics", "skmpsae.scorers", "skmpsae.inspection",
-                  "skmpsae.datasets", "skmpsae.embedders", "skmpsae.exceptions"]
+                  "skmpsae.datasets", "skmpsae.embedders", "skmpsae.exceptions",
+                  "skmpsae.visualization"]
 BUILD_TIMEOUT_S = 1800
 
 pytest.importorskip("sphinx", reason="the docs need the test extra (sphinx, numpydoc, ...)")
@@ -33,6 +34,9 @@ def _source_copy(tmp_path):
     ignore = shutil.ignore_patterns("_build", "generated", "auto_examples",
                                     "sg_execution_times.rst", "__pycache__", "*.png")
     shutil.copytree(DOCS, src / "docs", ignore=ignore)
+    # images the pages show (a browser screenshot) are sources, not build outputs
+    if (DOCS / "images").is_dir():
+        shutil.copytree(DOCS / "images", src / "docs" / "images", dirs_exist_ok=True)
     shutil.copytree(ROOT / "examples", src / "examples", ignore=ignore)
     shutil.copy2(ROOT / "CHANGELOG.md", src / "CHANGELOG.md")
     return src / "docs"
