@@ -151,7 +151,7 @@ def _pil(transformers, name):
 
 @pytest.fixture(scope="module")
 def tiny_backbones(tmp_path_factory):
-    """A tiny random ResNet (pooler of shape (b, C, 1, 1)) and a tiny DINOv2."""
+    """Tiny random ResNet (pooler of shape (b, C, 1, 1)), DINOv2 and CLIP (its vision tower)."""
     import torch
     import transformers
 
@@ -168,7 +168,16 @@ def tiny_backbones(tmp_path_factory):
         image_size=32, patch_size=8))
     vit.save_pretrained(root / "vit")
     _pil(transformers, "BitImageProcessor")(**processor).save_pretrained(root / "vit")
-    return {"resnet": (root / "resnet", resnet.eval()), "vit": (root / "vit", vit.eval())}
+    clip = transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, vocab_size=64),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=8))
+    clip.save_pretrained(root / "clip")
+    _pil(transformers, "CLIPImageProcessor")(**processor).save_pretrained(root / "clip")
+    return {"resnet": (root / "resnet", resnet.eval()), "vit": (root / "vit", vit.eval()),
+            "clip": (root / "clip", clip.vision_model.eval())}
 
 
 def test_tiny_cnn_and_vit_match_transformers(tiny_backbones, photos):
