@@ -142,7 +142,7 @@ def _embed_crops(spec, crop_args, embedder):
 
 def load_photo_embeddings(embedder=None, *, tokens=None, photos=None, scales=(1.0, 0.5),
                           flip=True, size=224, cache=None) -> Bunch:
-    """Embeddings of :func:`load_photo_crops` by a vision model, cached on disk.
+    """Embed the crops of :func:`load_photo_crops` with a vision model, cached on disk.
 
     By default the real ImageNet MobileNetV2 (:class:`skmpsae.embedders.
     ImageEmbedder`) with one row per cell of its 7 x 7 feature map: about
@@ -159,8 +159,15 @@ def load_photo_embeddings(embedder=None, *, tokens=None, photos=None, scales=(1.
         For the default embedder: ``"all"`` (None) gives one row per grid
         cell, ``"pooled"`` or ``"mean"`` one row per crop. Leave it None
         when passing an ``embedder`` (its own ``tokens`` apply).
-    photos, scales, flip, size
-        As for :func:`load_photo_crops`.
+    photos : sequence of str, default=None
+        Photos to crop, as for :func:`load_photo_crops` (None: all 15).
+    scales : sequence of float, default=(1.0, 0.5)
+        Crop sides as shares of the shorter side.
+    flip : bool, default=True
+        Add the mirror image of each crop.
+    size : int, default=224
+        Side of the crops in pixels (the model's processor then resizes
+        them to its own input size).
     cache : str or path-like or False, default=None
         Folder of the cache; None: ``$SKMPSAE_CACHE_DIR`` or the user cache
         (``~/.cache/skmpsae``); False: no caching.

@@ -18,7 +18,7 @@ def _codes(estimator, X, n_steps, batch_size=4096):
 
 
 def top_items(codes, item_index, latents, n_top=6):
-    """Items with the largest activation of each latent (an item's maximum over its rows).
+    """Find the items where each latent fires most (an item's maximum over its rows).
 
     Parameters
     ----------
