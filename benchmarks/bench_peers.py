@@ -2,7 +2,9 @@
 
 Peers: overcomplete, SAELens (``sae-lens``), EleutherAI's sparsify
 (``eai-sparsify``) and dictionary_learning, installed with
-``pip install -c constraints-cpu.txt -e ".[peers]"``; a peer that is not
+``pip install -c constraints-cpu.txt -e ".[peers]"`` then ``pip uninstall -y
+torchvision`` (overcomplete pulls in the PyPI torchvision, which does not load
+beside the CPU torch and then breaks ``transformers``); a peer that is not
 installed is reported as such, never replaced. Each library trains through its
 own training API: overcomplete's ``train_sae``, SAELens' ``SAETrainer.fit``,
 dictionary_learning's ``trainSAE``; sparsify's ``Trainer`` hooks a Hugging Face
@@ -40,6 +42,7 @@ import argparse
 import importlib.util
 import os
 import statistics
+import sys
 import tempfile
 import time
 from typing import NamedTuple
@@ -127,7 +130,7 @@ def minilm_embeddings(n_rows, cache):
     return X
 
 
-def load(data, cache, seed=0):
+def load(data, cache, seed=0, n_train=N_TRAIN):
     """Shuffled training and held-out rows of ``data``."""
     n = N_TRAIN + N_TEST
     if data == "minilm":
@@ -138,7 +141,7 @@ def load(data, cache, seed=0):
         X = load_image_patches(patch_size=28, n_patches=n, random_state=seed)
     X = np.ascontiguousarray(X[np.random.default_rng(seed).permutation(len(X))],
                              dtype=np.float32)
-    return X[:N_TRAIN], X[N_TRAIN:]
+    return X[:n_train], X[N_TRAIN:]
 
 
 # ------------------------------------------------------------------- trainers
@@ -171,10 +174,35 @@ def skmpsae_trainer(cls_name):
     return train
 
 
+def _overcomplete_sae():
+    """``overcomplete.sae``, without the package top when its vision models cannot import.
+
+    ``overcomplete/__init__`` imports its vision backbones (torchvision), whose
+    PyPI wheel does not load beside the CPU torch; the SAE subpackage does not
+    use them, so it is imported from the package folder alone.
+    """
+    import sys
+    import types
+
+    try:
+        import overcomplete.sae as sae
+    except ImportError:
+        for name in [m for m in sys.modules if m.split(".")[0] == "overcomplete"]:
+            del sys.modules[name]
+        package = types.ModuleType("overcomplete")
+        package.__path__ = list(importlib.util.find_spec("overcomplete")
+                                .submodule_search_locations)
+        sys.modules["overcomplete"] = package
+        import overcomplete.sae as sae
+    return sae
+
+
 def overcomplete_trainer(kind):
     """overcomplete's ``TopKSAE`` / ``BatchTopKSAE`` / ``MpSAE`` through ``train_sae``."""
     def train(X, case, lr, seed):
-        from overcomplete.sae import BatchTopKSAE, MpSAE, TopKSAE, train_sae
+        oc = _overcomplete_sae()
+        BatchTopKSAE, MpSAE, TopKSAE, train_sae = (  # noqa: N806 - their class names
+            oc.BatchTopKSAE, oc.MpSAE, oc.TopKSAE, oc.train_sae)
         from overcomplete.sae.losses import top_k_auxiliary_loss
 
         torch.manual_seed(seed)
@@ -220,7 +248,7 @@ def saelens_trainer(kind):
         steps = (len(X) // case.batch_size) * case.epochs
         trainer_cfg = SAETrainerConfig(
             total_training_samples=steps * case.batch_size,
-            train_batch_size_samples=case.batch_size, lr=lr,
+            train_batch_size_samples=case.batch_size, lr=lr, lr_end=lr,
             lr_warm_up_steps=max(1, steps // 20), device="cpu")
         import contextlib
         import io
@@ -305,10 +333,17 @@ def machine_load():
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
+def _installed(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # imported as a bare package (overcomplete, see above)
+        return module in sys.modules
+
+
 def run_family(family, case, X_train, X_test, *, rounds, lrs, seed):
     """Time every installed trainer of ``family`` in interleaved rounds; print ratios."""
     trainers = {name: fn for name, (module, fn) in FAMILIES[family].items()
-                if importlib.util.find_spec(module) is not None}
+                if _installed(module)}
     missing = sorted(set(FAMILIES[family]) - set(trainers))
     times = {name: [] for name in trainers}
     scores = {name: {} for name in trainers}
@@ -361,7 +396,16 @@ def main(argv=None):
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
                                                         "skmpsae-bench-peers"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=N_TRAIN,
+                        help="training rows (fewer for a smoke test)")
+    parser.add_argument("--embed-only", action="store_true",
+                        help="compute and cache the MiniLM embeddings, then stop (run it "
+                        "where transformers imports: a torchvision built for another torch, "
+                        "which overcomplete pulls in, breaks it)")
     args = parser.parse_args(argv)
+    if args.embed_only:
+        print(minilm_embeddings(N_TRAIN + N_TEST, args.cache).shape)
+        return
     rounds = args.rounds or (2 if args.quick else 3)
     lrs = args.lrs or ([5e-3] if args.quick else [1e-3, 3e-3, 1e-2])
     families = args.family or (["topk", "mp"] if args.quick else list(FAMILIES))
@@ -373,7 +417,7 @@ def main(argv=None):
         if args.quick:
             case = case._replace(epochs=1)
         if case.data not in data:
-            data[case.data] = load(case.data, args.cache, args.seed)
+            data[case.data] = load(case.data, args.cache, args.seed, args.n_train)
         for family in families:
             run_family(family, case, *data[case.data], rounds=rounds, lrs=lrs, seed=args.seed)
 

@@ -143,8 +143,8 @@ class LinearSAE(BaseSAE):
     def _batch_loss(self, params, xb, *, epoch, rng):
         torch = _torch()
         xc = xb - params["bias"]
-        with torch.no_grad():
-            pre = xc @ params["encoder"].T + params["encoder_bias"]
+        with torch.no_grad():  # one pass over the (batch, n_components) output
+            pre = torch.addmm(params["encoder_bias"], xc, params["encoder"].T)
         codes = self._codes(params, xc, pre, self._selection(pre, params, training=True))
         loss, x_hat = self._reconstruction_loss(params, xb, codes)
         fired = codes.fired()

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
-from skmpsae import _sparse_codes
+from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _sparse_codes
 from skmpsae._sparse_codes import SparseCodes, gather_pre
 
 N, D_IN, N_COMP, K = 48, 12, 40, 4
