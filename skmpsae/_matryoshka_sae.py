@@ -79,12 +79,12 @@ class MatryoshkaSAE(BatchTopKSAE):
         self._resolve_groups(n_components)  # fail before training starts
         return n_components
 
-    def _reconstruction_loss(self, params, xb, z):
-        D, b = params["components"], params["bias"]
-        x_hat = b.expand_as(xb)
+    def _reconstruction_loss(self, params, xb, codes):
+        D = params["components"]
+        x_hat = params["bias"].expand_as(xb)
         total, start = 0.0, 0
         for size in self._resolve_groups(D.shape[0]):
-            x_hat = x_hat + z[:, start:start + size] @ D[start:start + size]
+            x_hat = x_hat + codes.columns(start, start + size).decode(D)
             total = total + ((xb - x_hat) ** 2).sum(dim=1).mean()
             start += size
         return total, x_hat

@@ -7,14 +7,14 @@ import numpy as np
 
 from ._compat import Interval
 from ._docs import with_shared_docs
+from ._linear_sae import LinearSAE
 from ._training._initial_values import subsample
-from ._untied import UntiedSAE
 
 __all__ = ["ReLUSAE"]
 
 
 @with_shared_docs
-class ReLUSAE(UntiedSAE):
+class ReLUSAE(LinearSAE):
     """ReLU ("vanilla") sparse autoencoder with an adaptive L1 penalty.
 
     Codes are ``ReLU((x - bias_) @ encoder_.T + encoder_bias_)``. The loss adds
@@ -75,10 +75,10 @@ class ReLUSAE(UntiedSAE):
     """
 
     _parameter_constraints: dict = {
-        **UntiedSAE._parameter_constraints,
+        **LinearSAE._parameter_constraints,
         "l1_adapt_rate": [Interval(Real, 0, None, closed="left")],
     }
-    _array_names = UntiedSAE._array_names + ("l1_coefficient",)
+    _array_names = LinearSAE._array_names + ("l1_coefficient",)
     _buffer_names = ("l1_coefficient",)
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, l1_adapt_rate=0.05,
@@ -109,17 +109,11 @@ class ReLUSAE(UntiedSAE):
         arrays["l1_coefficient"] = np.array([max(float(spread), 1e-8)])
         return arrays
 
-    def _activate(self, pre, params):
-        return pre.clamp_min(0)
+    def _select(self, pre, params, *, training):
+        return (pre > 0).nonzero(as_tuple=True)
 
-    def _activate_numpy(self, pre, arrays):
-        return np.maximum(pre, 0)
-
-    def _extra_loss(self, params, xb, pre, z, x_hat):
-        import torch
-
+    def _penalty(self, params, codes):
         coef = params["l1_coefficient"]
-        with torch.no_grad():
-            l0 = float((z != 0).sum(dim=1).float().mean())
-            coef.mul_(math.exp(self.l1_adapt_rate * math.log((l0 + 1) / (self.k + 1))))
-        return coef[0] * z.sum(dim=1).mean()
+        l0 = codes.rows.numel() / codes.n_rows
+        coef.mul_(math.exp(self.l1_adapt_rate * math.log((l0 + 1) / (self.k + 1))))
+        return coef[0] * codes.values.sum() / codes.n_rows

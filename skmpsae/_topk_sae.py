@@ -1,9 +1,15 @@
-"""TopKSAE and BatchTopKSAE: linear encoders that keep the k largest activations."""
+"""TopKSAE and BatchTopKSAE: linear encoders that keep the k largest activations.
+
+Each variant is its selection rule (the ``_select`` hook of ``LinearSAE``):
+TopK keeps every sample's ``k`` largest pre-activations; BatchTopK the
+batch's ``k * batch_size`` largest in training and those above a threshold at
+inference.
+"""
 
 import numpy as np
 
 from ._docs import fill_shared
-from ._untied import AuxKMixin, UntiedSAE, top_k_codes
+from ._linear_sae import LinearSAE
 
 __all__ = ["BatchTopKSAE", "TopKSAE"]
 
@@ -71,7 +77,7 @@ _COMMON_DOC = fill_shared("""
 """)
 
 
-class TopKSAE(AuxKMixin, UntiedSAE):
+class TopKSAE(LinearSAE):
     __doc__ = """TopK sparse autoencoder (Gao et al. 2024, arXiv 2406.04093).
 
     Codes are ``TopK(ReLU((x - bias_) @ encoder_.T + encoder_bias_), k)``;
@@ -89,9 +95,9 @@ class TopKSAE(AuxKMixin, UntiedSAE):
     (1797, 512)
     """
 
-    _parameter_constraints: dict = {**UntiedSAE._parameter_constraints,
-                                    **AuxKMixin._auxk_constraints}
-    _array_names = UntiedSAE._array_names + ("samples_since_fired",)
+    _parameter_constraints: dict = {**LinearSAE._parameter_constraints,
+                                    **LinearSAE._auxk_constraints}
+    _array_names = LinearSAE._array_names + ("samples_since_fired",)
     _buffer_names = ("samples_since_fired",)
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, max_iter=50,
@@ -119,19 +125,10 @@ class TopKSAE(AuxKMixin, UntiedSAE):
         self.checkpoint_every = checkpoint_every
 
     def _init_buffers(self, n_components):
-        return self._auxk_buffers(n_components)
+        return {"samples_since_fired": np.zeros(n_components)}
 
-    def _activate(self, pre, params):
-        import torch
-
-        values, idx = pre.topk(self.k, dim=1)
-        return torch.zeros_like(pre).scatter(1, idx, values.clamp_min(0))
-
-    def _activate_numpy(self, pre, arrays):
-        return top_k_codes(np.maximum(pre, 0), self.k)
-
-    def _extra_loss(self, params, xb, pre, z, x_hat):
-        return self._auxk_loss(params, xb, pre, z, x_hat)
+    def _select(self, pre, params, *, training):
+        return self._top_k(pre, self.k)
 
 
 class BatchTopKSAE(TopKSAE):
@@ -163,14 +160,15 @@ class BatchTopKSAE(TopKSAE):
     _buffer_names = ("samples_since_fired", "threshold")
 
     def _init_buffers(self, n_components):
-        return {**self._auxk_buffers(n_components), "threshold": np.zeros(1)}
+        return {"samples_since_fired": np.zeros(n_components), "threshold": np.zeros(1)}
 
-    def _activate(self, pre, params):
-        import torch
-
-        flat = pre.clamp_min(0).flatten()
-        values, idx = flat.topk(min(self.k * pre.shape[0], flat.numel()))
-        return torch.zeros_like(flat).scatter(0, idx, values).view_as(pre)
+    def _select(self, pre, params, *, training):
+        if not training:
+            return (pre > params["threshold"]).nonzero(as_tuple=True)
+        flat = pre.flatten()
+        idx = flat.topk(min(self.k * pre.shape[0], flat.numel()), sorted=False).indices
+        idx = idx.sort().values  # row-major order: rows ascending
+        return idx // pre.shape[1], idx % pre.shape[1]
 
     def _end_epoch(self, state, X, result, *, epoch, last, rng):
         # The inference threshold is the activation level that keeps k latents
@@ -185,7 +183,3 @@ class BatchTopKSAE(TopKSAE):
             flat = self._pre(params, xb).clamp_min(0).flatten()
             kth = flat.topk(min(self.k * len(rows), flat.numel())).values[-1]
             params["threshold"].fill_(kth)
-
-    def _activate_numpy(self, pre, arrays):
-        activations = np.maximum(pre, 0)
-        return np.where(activations > arrays["threshold"][0], activations, 0)

@@ -1,0 +1,223 @@
+"""Shared base of the SAEs with a linear encoder: ReLU, TopK, BatchTopK, Matryoshka.
+
+``pre = (x - bias_) @ encoder_.T + encoder_bias_``; a variant says which
+entries of ``pre`` are active (its one hook, ``_select``, written once in
+torch and used by training and inference alike) and the codes are
+``ReLU(pre)`` there, zero elsewhere. The decoder ``components_`` keeps
+unit-norm rows (projected after each step) and starts as the encoder's
+transpose (Gao et al. 2024). ``transform(X, n_steps=m)`` keeps the ``m``
+largest activations of every sample, whatever the variant, so that all SAEs
+can be compared away from their trained sparsity.
+
+Training computes ``pre`` once, without gradient, and differentiates only
+through the selected entries (see ``_sparse_codes``). The AuxK loss (Gao et
+al. 2024) is the base's too, for the variants that track dead latents.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from ._base import BaseSAE
+from ._compat import Interval, StrOptions
+
+__all__ = ["LinearSAE"]
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class LinearSAE(BaseSAE):
+    """Base of the linear-encoder SAEs. Not for direct use.
+
+    The AuxK loss, for variants that list ``"samples_since_fired"`` among their
+    buffers: latents that have not fired for ``dead_after`` samples are dead;
+    the ``aux_k`` largest pre-activations among them reconstruct the residual
+    ``x - x_hat`` (no gradient to the main path), scaled by its least-squares
+    factor (at most 1, no gradient), and ``aux_coef`` times the mean squared
+    error of that reconstruction is added to the loss.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseSAE._parameter_constraints,
+        "init": [StrOptions({"data", "random"})],
+    }
+    #: Constraints of the AuxK parameters, for the variants that have them.
+    _auxk_constraints: dict = {
+        "aux_k": [Interval(Integral, 1, None, closed="left"), None],
+        "aux_coef": [Interval(Real, 0, None, closed="left")],
+        "dead_after": [Interval(Integral, 1, None, closed="left")],
+    }
+    _array_names = ("components", "bias", "encoder", "encoder_bias")
+
+    # ------------------------------------------------------------------ hooks
+    def _select(self, pre, params, *, training):  # pragma: no cover - abstract
+        """Active entries ``(rows, cols)`` of ``pre`` (torch, no gradient), rows ascending.
+
+        ``training`` is False at inference; the codes are ``ReLU(pre)`` there.
+        """
+        raise NotImplementedError
+
+    def _penalty(self, params, codes):
+        """Loss terms on the codes beyond reconstruction (0 by default)."""
+        return 0.0
+
+    def _init_buffers(self, n_components):
+        """Initial buffers (non-trained state), by name."""
+        return {}
+
+    # ---------------------------------------------------------------- codes
+    @staticmethod
+    def _pre(params, xb):
+        return (xb - params["bias"]) @ params["encoder"].T + params["encoder_bias"]
+
+    def _selection(self, pre, params, *, training):
+        from ._sparse_codes import SparseCodes
+
+        rows, cols = self._select(pre, params, training=training)
+        return SparseCodes.select(rows, cols, *pre.shape)
+
+    def _activate(self, pre, params, *, training=True):
+        """Dense codes of ``pre`` (torch, no gradient): ReLU at the selected entries."""
+        codes = self._selection(pre, params, training=training)
+        return codes._replace(values=pre[codes.rows, codes.cols].clamp_min(0)).to_dense()
+
+    @staticmethod
+    def _top_k(pre, k):
+        """Entries of the ``k`` largest pre-activations of each row."""
+        torch = _torch()
+        k = min(k, pre.shape[1])
+        idx = pre.topk(k, dim=1, sorted=False).indices
+        rows = torch.arange(pre.shape[0], device=pre.device).repeat_interleave(k)
+        return rows, idx.reshape(-1)
+
+    # ------------------------------------------------------------- training
+    def _init_arrays(self, X, n_components, rng):
+        from ._training._initial_values import initial_bias, initial_dictionary
+
+        bias = initial_bias(X, self.bias_init, rng)
+        D = initial_dictionary(X, bias, n_components, self.init, rng)
+        arrays = {"components": D, "bias": bias, "encoder": D.copy(),
+                  "encoder_bias": np.zeros(n_components), **self._init_buffers(n_components)}
+        arrays["encoder"] *= self._encoder_scale(X, arrays, rng)
+        return arrays
+
+    def _encoder_scale(self, X, arrays, rng):
+        # With the encoder equal to the decoder's transpose, every latent that
+        # overlaps a sample fires with its full projection and the sum overshoots
+        # (ReLU: all of them). Codes scale linearly with the encoder, so take the
+        # least-squares scale of the first reconstruction on a data sample.
+        torch = _torch()
+        rows = rng.choice(X.shape[0], min(X.shape[0], 2048), replace=False)
+        sample = torch.from_numpy(np.asarray(X[np.sort(rows)], dtype=np.float64))
+        params = {name: torch.from_numpy(np.asarray(v, dtype=np.float64))
+                  for name, v in arrays.items()}
+        with torch.no_grad():
+            pre = self._pre(params, sample)
+            codes = self._selection(pre, params, training=True)
+            codes = codes._replace(values=pre[codes.rows, codes.cols].clamp_min(0))
+            target = sample - params["bias"]
+            fit = codes.decode(params["components"])
+            denom = float((fit * fit).sum())
+        scale = float((target * fit).sum()) / denom if denom > 0 else 1.0
+        return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+    def _codes(self, params, xc, pre, codes):
+        """``codes`` with the selected pre-activations, differentiable, as values."""
+        from ._sparse_codes import gather_pre
+
+        W, b_enc = params["encoder"], params["encoder_bias"]
+        if codes.dense:
+            values = (xc @ W.T + b_enc)[codes.rows, codes.cols]
+        else:
+            values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets())
+        return codes._replace(values=values.clamp_min(0))
+
+    def _reconstruction_loss(self, params, xb, codes):
+        x_hat = codes.decode(params["components"]) + params["bias"]
+        return ((xb - x_hat) ** 2).sum(dim=1).mean(), x_hat
+
+    def _batch_loss(self, params, xb, *, epoch, rng):
+        torch = _torch()
+        xc = xb - params["bias"]
+        with torch.no_grad():  # one pass over the (batch, n_components) output
+            pre = torch.addmm(params["encoder_bias"], xc, params["encoder"].T)
+        codes = self._codes(params, xc, pre, self._selection(pre, params, training=True))
+        loss, x_hat = self._reconstruction_loss(params, xb, codes)
+        fired = codes.fired()
+        if "samples_since_fired" in params:
+            loss = loss + self._auxk_loss(params, xb, pre, fired, x_hat)
+        return loss + self._penalty(params, codes), fired
+
+    def _auxk_loss(self, params, xb, pre, fired, x_hat):
+        from ._sparse_codes import SparseCodes
+
+        torch = _torch()
+        since = params["samples_since_fired"]
+        with torch.no_grad():
+            since += xb.shape[0]
+            since[fired > 0] = 0
+        dead = torch.nonzero(since > self.dead_after).flatten()
+        if self.aux_coef == 0 or dead.numel() == 0:
+            return 0.0
+        aux_k = min(self.aux_k or max(1, xb.shape[1] // 2), dead.numel())
+        with torch.no_grad():
+            local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
+        rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
+        codes = SparseCodes(rows, dead[local.reshape(-1)], None, *pre.shape, dense=False)
+        # Only the dead latents learn from this loss: the shared decoder bias
+        # enters their pre-activations without gradient.
+        codes = self._codes(params, (xb - params["bias"]).detach(), pre, codes)
+        residual = (xb - x_hat).detach()
+        e_hat = codes.decode(params["components"])
+        # Dead latents' activations come from x, and x is much larger than the
+        # residual: fitted as they are, the loss mostly shrinks them (measured:
+        # more dead latents with AuxK than without). Scaling the auxiliary
+        # reconstruction by its least-squares factor, without gradient, makes
+        # them learn residual directions instead.
+        scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).detach()
+        error = residual - e_hat * scale.clamp(0, 1)
+        # In the units of the reconstruction loss, so aux_coef does not depend
+        # on the scale of the data.
+        return self.aux_coef * (error ** 2).sum(dim=1).mean()
+
+    def _after_step(self, params):
+        D = params["components"]
+        D.div_(D.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    # ------------------------------------------------------------ inference
+    def _check_n_steps(self, n_steps):
+        # None keeps the variant's own rule (ReLU, threshold, or top-k).
+        if n_steps is None:
+            return None
+        n_steps = super()._check_n_steps(n_steps)
+        if n_steps > self.n_components_:
+            raise ValueError(
+                f"n_steps={n_steps} exceeds n_components_={self.n_components_}; "
+                f"choose n_steps <= {self.n_components_}."
+            )
+        return n_steps
+
+    def _encode(self, X, n_steps):
+        from ._threads import blas_threads
+
+        torch = _torch()
+        arrays = self._cast(X.dtype)
+        W, b_enc = arrays["encoder"], arrays["encoder_bias"]
+        with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
+            pre = (X - arrays["bias"]) @ W.T + b_enc
+        Z = np.zeros_like(pre)
+        if n_steps == 0:
+            return Z
+        pre_t = torch.from_numpy(pre)
+        if n_steps is None:
+            params = {name: torch.as_tensor(arrays[name].copy()) for name in self._buffer_names}
+            rows, cols = self._select(pre_t, params, training=False)
+        else:
+            rows, cols = self._top_k(pre_t, n_steps)
+        rows, cols = rows.numpy(), cols.numpy()
+        Z[rows, cols] = np.maximum(pre[rows, cols], 0)
+        return Z
