@@ -110,11 +110,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_components = int(self.n_components)
         else:
             n_components = max(1, int(round(self.expansion_factor * n_features)))
-        if self.k > n_components:
-            raise ValueError(
-                f"k={self.k} exceeds n_components={n_components}; choose k <= n_components "
-                "or a larger n_components (or expansion_factor)."
-            )
+        # k > n_components is allowed: matching pursuit may select an atom again,
+        # a top-k of all the latents keeps them all, and ReLUSAE's target L0
+        # is then out of reach (its L1 weight falls to its floor).
         return n_components
 
     def _source(self, X, *, reset):
@@ -372,12 +370,52 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
 
     # ----------------------------------------------------------- persistence
+    #: Fitted arrays whose rows the class promises to be of unit norm.
+    _unit_norm_arrays = ("components",)
+    #: Shape of each fitted array, from "c" (n_components), "f" (n_features) or ints.
+    _array_shapes = {"components": ("c", "f"), "bias": ("f",), "encoder": ("c", "f"),
+                     "encoder_bias": ("c",), "samples_since_fired": ("c",),
+                     "threshold": (1,), "l1_coefficient": (1,)}
+
+    def _fitted_array_shapes(self, n_components, n_features):
+        """Expected shape of each of ``_array_names`` (checked by ``load``)."""
+        sizes = {"c": n_components, "f": n_features}
+        return {name: tuple(sizes.get(d, d) for d in self._array_shapes[name])
+                for name in self._array_names}
+
+    def _fitted_state(self):
+        """``(arrays, scalars)`` that ``save`` writes: the fitted arrays by name, and the rest."""
+        arrays = {name: np.ascontiguousarray(getattr(self, name + "_"))
+                  for name in self._array_names}
+        fitted = {"n_features_in_": int(self.n_features_in_),
+                  "n_components_": int(self.n_components_), "n_iter_": int(self.n_iter_),
+                  "loss_curve_": [float(v) for v in self.loss_curve_]}
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(v) for v in self.feature_names_in_]
+        return arrays, fitted
+
+    def _restore_fitted(self, arrays, fitted):
+        """Set the fitted attributes from checked ``_fitted_state`` output (``load``)."""
+        for name, value in arrays.items():
+            setattr(self, name + "_", value)
+        for key, value in fitted.items():
+            setattr(self, key, np.asarray(value, dtype=object) if key == "feature_names_in_"
+                    else value)
+        self._optimizer_state, self._n_steps = None, 0
+        self._cache = _Cache()
+
     def save(self, path):
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
-        The folder holds ``config.json`` (the class, its parameters and fitted
-        scalars) and ``arrays.safetensors`` (the fitted arrays); it loads with
-        :func:`skmpsae.load` or the class's ``load``, without executing code.
+        The folder holds ``config.json`` (the class, its parameters, fitted
+        scalars and a checksum of the arrays) and ``arrays.safetensors`` (the
+        fitted arrays); it loads with :func:`skmpsae.load` or the class's
+        ``load``, without executing code. ``path`` may be new, an empty
+        folder or a folder an earlier ``save`` wrote (replaced in one step:
+        ``load`` finds the old or the new model at every instant); anything
+        else (a file, a link, a folder with other content) is refused with a
+        ``FileExistsError`` naming it, and a model holding NaN or inf with a
+        ``ValueError``.
 
         Parameters
         ----------

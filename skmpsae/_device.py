@@ -19,6 +19,13 @@ def resolve_device(device):
         raise ValueError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from exc
+    if resolved.type not in ("cpu", "cuda"):
+        # The pursuit engines and the training loop run on the CPU and CUDA only
+        # ('mps' lacks float64, 'meta' holds no data).
+        raise ValueError(
+            f"device={device!r} is not supported; skmpsae runs on 'cpu' and 'cuda' "
+            "('auto', 'cpu', 'cuda' or 'cuda:N')."
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available here; "
