@@ -36,6 +36,27 @@ def _is_dask(X):
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
 
 
+def _check_magnitude(X):
+    """Refuse ``X`` whose squared norms would overflow its dtype in training or encoding.
+
+    float32 squares overflow from about 1.8e19; sums over features and over a
+    batch (losses, Gram products, MP's ``tol`` threshold) need headroom, so
+    the bound is ``sqrt(finfo.max) / (64 * sqrt(n_features))``: 3.6e16 for
+    float32 with 64 features, 2.6e151 for float64.
+    """
+    if X.size == 0:
+        return X
+    largest = max(float(X.max()), -float(X.min()))
+    bound = float(np.sqrt(np.finfo(X.dtype).max)) / (64 * np.sqrt(X.shape[1]))
+    if largest > bound:
+        raise ValueError(
+            f"X holds values of magnitude up to {largest:.3g}, beyond {bound:.3g}: their squares "
+            f"overflow {X.dtype} in training and encoding. Scale X (e.g. X / {largest:.3g}, or "
+            "sklearn.preprocessing.StandardScaler) or pass float64."
+        )
+    return X
+
+
 class _Cache:
     """Per-dtype derived arrays (cast dictionary, Gram matrix), rebuilt on demand.
 
@@ -125,7 +146,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             return validated_stream(self, X, reset=reset)
         with naming("X"):
             X = validate_data(self, X, dtype=FLOATS, reset=reset)
-        return ArraySource(X)
+        return ArraySource(_check_magnitude(X))
 
     def _previous_state(self):
         """The fitted state to continue from (``partial_fit``, ``warm_start``)."""
@@ -252,7 +273,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _validate_input(self, X):
         check_is_fitted(self)
         with naming("X"):
-            return validate_data(self, X, dtype=FLOATS, reset=False)
+            return _check_magnitude(validate_data(self, X, dtype=FLOATS, reset=False))
 
     def _blockwise(self, X, method, n_columns, n_expected, **kwargs):
         """Apply ``method`` block by block to a dask array (lazy; rows stay chunked)."""

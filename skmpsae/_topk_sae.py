@@ -124,7 +124,7 @@ class TopKSAE(AuxKMixin, UntiedSAE):
     def _activate(self, pre, params):
         import torch
 
-        values, idx = pre.topk(self.k, dim=1)
+        values, idx = pre.topk(min(self.k, pre.shape[1]), dim=1)  # k > n_components keeps all
         return torch.zeros_like(pre).scatter(1, idx, values.clamp_min(0))
 
     def _activate_numpy(self, pre, arrays):

@@ -127,6 +127,30 @@ class EpochPosition:
             self.fired.zero_()
 
 
+def _check_finite(estimator, state, loss):
+    """Stop before a step that would make the parameters NaN or inf.
+
+    Checked before the optimizer applies the gradients (averaged over ranks,
+    so that every rank stops at the same step), the parameters are still
+    those of the last finite step; the error carries them.
+    """
+    from ..exceptions import TrainingDivergedError
+
+    finite = loss is None or bool(torch.isfinite(loss.detach()))
+    bad = None if finite else "the loss"
+    if finite:
+        for name, p in state.params.items():
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                bad = f"the gradient of {name!r}"
+                break
+    if bad is not None:
+        raise TrainingDivergedError(
+            f"{type(estimator).__name__} training diverged at optimizer step "
+            f"{state.step + 1}: {bad} is NaN or inf. Lower learning_rate, or scale X (its "
+            "squared norms must stay far from the dtype's largest value); the parameters of "
+            "the last finite step are in this error's .arrays.", arrays=state.arrays())
+
+
 def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, position, sync):
     params = state.params
     first = next(iter(params.values()))
@@ -142,6 +166,7 @@ def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, po
         position.seen += n_local
     if sync is not None:
         sync.average_gradients(state.trained(), n_local, n_total)
+    _check_finite(estimator, state, loss if n_local and sync is None else None)
     state.optimizer.step()
     with torch.no_grad():
         estimator._after_step(params)
