@@ -68,10 +68,24 @@ def check_checkpoint_dir(path):
 
 
 def _is_checkpoint(folder):
+    """True for a folder this code wrote: its files only, and its ``checkpoint.json``
+    marker (or, damaged, a file of that name that is no longer JSON)."""
+    folder = Path(folder)
     try:
-        meta = json.loads(read_regular_file(folder / _META, _MAX_META_BYTES))
-    except (OSError, ValueError, RecursionError):
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        entries = list(os.scandir(folder))
+        names = {e.name for e in entries}
+        if _META not in names or not names <= {_META, _TENSORS} or not all(
+                e.is_file(follow_symlinks=False) for e in entries):
+            return False
+        raw = read_regular_file(folder / _META, _MAX_META_BYTES)
+    except OSError:
         return False
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        return True
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
@@ -132,7 +146,7 @@ class CheckpointStore:
         except OSError:
             return []
         return [e.name for e in entries if _NAME.fullmatch(e.name)
-                and e.is_dir(follow_symlinks=False) and _is_checkpoint(self.path / e.name)]
+                and _is_checkpoint(self.path / e.name)]
 
     def _prune(self, keep):
         for old in self._ours()[:-_KEEP]:
@@ -184,7 +198,7 @@ class CheckpointStore:
         except OSError:
             return []
         return [e.name for e in entries if _NAME.fullmatch(e.name)
-                and e.is_dir(follow_symlinks=False)]
+                and _is_checkpoint(self.path / e.name)]
 
     def _read_one(self, folder):
         from safetensors import SafetensorError

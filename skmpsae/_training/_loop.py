@@ -167,7 +167,17 @@ def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, po
     if sync is not None:
         sync.average_gradients(state.trained(), n_local, n_total)
     _check_finite(estimator, state, loss if n_local and sync is None else None)
-    state.optimizer.step()
+    try:
+        state.optimizer.step()
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        from ..exceptions import TrainingDivergedError
+
+        # Adam's step size (learning_rate over its bias correction) does not fit the dtype.
+        raise TrainingDivergedError(
+            f"{type(estimator).__name__} training cannot take optimizer step {state.step + 1} "
+            f"at learning_rate={state.learning_rate!r}: {exc}. Lower learning_rate.") from exc
     with torch.no_grad():
         estimator._after_step(params)
         if sync is not None:
