@@ -26,6 +26,7 @@ from . import metrics
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import validate_loaded_device
 from ._validation import FLOATS, check_n_steps, naming
+from ._validation import check_magnitude as _check_magnitude
 
 __all__ = ["BaseSAE"]
 
@@ -34,27 +35,6 @@ __all__ = ["BaseSAE"]
 def _is_dask(X):
     """A dask array, recognised without importing dask."""
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
-
-
-def _check_magnitude(X):
-    """Refuse ``X`` whose squared norms would overflow its dtype in training or encoding.
-
-    float32 squares overflow from about 1.8e19; sums over features and over a
-    batch (losses, Gram products, MP's ``tol`` threshold) need headroom, so
-    the bound is ``sqrt(finfo.max) / (64 * sqrt(n_features))``: 3.6e16 for
-    float32 with 64 features, 2.6e151 for float64.
-    """
-    if X.size == 0:
-        return X
-    largest = max(float(X.max()), -float(X.min()))
-    bound = float(np.sqrt(np.finfo(X.dtype).max)) / (64 * np.sqrt(X.shape[1]))
-    if largest > bound:
-        raise ValueError(
-            f"X holds values of magnitude up to {largest:.3g}, beyond {bound:.3g}: their squares "
-            f"overflow {X.dtype} in training and encoding. Scale X (e.g. X / {largest:.3g}, or "
-            "sklearn.preprocessing.StandardScaler) or pass float64."
-        )
-    return X
 
 
 class _Cache:
@@ -113,6 +93,11 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
         if check_n_steps(n_steps) is None:
             return self.k
+        from ._device import check_fits_in_memory
+
+        # Each encoded row keeps an index and a coefficient per step.
+        check_fits_in_memory(16 * int(n_steps), f"n_steps={n_steps}",
+                             "choose a smaller n_steps")
         return int(n_steps)
 
     # ------------------------------------------------------------- properties
@@ -131,6 +116,16 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_components = int(self.n_components)
         else:
             n_components = max(1, int(round(self.expansion_factor * n_features)))
+        from ._device import check_fits_in_memory
+
+        # Each (n_components, n_features) array is trained with a gradient and
+        # two Adam moments, and is first drawn in float64.
+        n_matrices = sum(self._array_shapes[name] == ("c", "f") for name in self._array_names)
+        check_fits_in_memory(
+            n_components * n_features * 4 * (5 * n_matrices),
+            f"n_components={n_components} latents of {n_features} features "
+            f"(n_components={self.n_components}, expansion_factor={self.expansion_factor})",
+            "choose a smaller n_components or expansion_factor")
         # k > n_components is allowed: matching pursuit may select an atom again,
         # a top-k of all the latents keeps them all, and ReLUSAE's target L0
         # is then out of reach (its L1 weight falls to its floor).
@@ -139,6 +134,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _source(self, X, *, reset):
         """Validate ``X`` and wrap it as a training source (arrays, memmaps, iterables)."""
         from ._training._data import ArraySource, DaskBlocks, is_streamed, validated_stream
+
+        if X is None:
+            raise TypeError("X is None; pass training samples of shape (n_samples, n_features).")
 
         if _is_dask(X):  # streamed block by block, never computed whole
             return validated_stream(self, DaskBlocks(X), reset=reset)

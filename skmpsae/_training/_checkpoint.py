@@ -68,8 +68,11 @@ def check_checkpoint_dir(path):
 
 
 def _is_checkpoint(folder):
-    """True for a folder this code wrote: its files only, and its ``checkpoint.json``
-    marker (or, damaged, a file of that name that is no longer JSON)."""
+    """True for a folder this code wrote.
+
+    That is its files only, with its ``checkpoint.json`` marker (or, damaged,
+    a file of that name that is no longer JSON).
+    """
     folder = Path(folder)
     try:
         if folder.is_symlink() or not folder.is_dir():
