@@ -30,7 +30,7 @@ def test_checkpoint_of_other_rows_of_the_same_shape_is_refused(digits, tmp_path)
 
 def test_search_folds_never_share_a_run(digits, tmp_path):
     search = GridSearchCV(MatchingPursuitSAE(**PARAMS, checkpoint_dir=tmp_path),
-                          {"k": [4]}, cv=2, error_score="raise")
+                          {"k": [4]}, cv=2, error_score="raise", refit=False)
     with pytest.raises(ValueError, match="other data"):
         search.fit(digits[:1600])  # two folds of 800 rows: same shape, other rows
 

@@ -104,6 +104,27 @@ def test_replacing_is_atomic_and_concurrent_saves_end_with_one_model(digits, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
 
 
+def test_a_crash_while_replacing_leaves_a_model(model, digits, tmp_path, monkeypatch):
+    other = MatchingPursuitSAE(k=2, n_components=16, max_iter=1, random_state=1).fit(digits)
+    model.save(tmp_path / "sae")
+    real_replace, real_rename, calls = os.replace, os.rename, {"n": 0}
+
+    def crash_on_second(src, dst, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies between two moves
+        return (real_replace if kind == "replace" else real_rename)(src, dst, *args, **kwargs)
+
+    for kind in ("replace", "rename"):
+        monkeypatch.setattr(os, kind, lambda *a, kind=kind, **k: crash_on_second(*a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        other.save(tmp_path / "sae")
+        raise KeyboardInterrupt  # a save that needed fewer than two moves
+    monkeypatch.undo()
+    loaded = skmpsae.load(tmp_path / "sae")  # the old or the new model, never nothing
+    assert any(np.array_equal(loaded.components_, s.components_) for s in (model, other))
+
+
 def test_nan_model_is_not_saved(model, tmp_path):
     import copy
 
