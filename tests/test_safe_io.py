@@ -188,6 +188,15 @@ def test_load_checks_every_field(model, tmp_path, edit, match):
         skmpsae.load(tmp_path / "sae")
 
 
+def test_load_checks_group_sizes_against_n_components(digits, tmp_path):
+    sae = skmpsae.MatryoshkaSAE(n_components=16, k=2, group_sizes=[8, 8], max_iter=1,
+                                random_state=0).fit(digits)
+    sae.save(tmp_path / "m")
+    _edit(tmp_path / "m", lambda c: c["params"].update(group_sizes=[8, 4]))
+    with pytest.raises(ModelFileError, match="group_sizes"):
+        skmpsae.load(tmp_path / "m")
+
+
 def test_load_checks_unit_norm_atoms(model, tmp_path):
     from safetensors.numpy import save_file
 

@@ -136,13 +136,20 @@ def _check_finite(estimator, state, loss):
     """
     from ..exceptions import TrainingDivergedError
 
-    finite = loss is None or bool(torch.isfinite(loss.detach()))
-    bad = None if finite else "the loss"
-    if finite:
-        for name, p in state.params.items():
-            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-                bad = f"the gradient of {name!r}"
-                break
+    grads = {name: p.grad for name, p in state.params.items() if p.grad is not None}
+    checks = [torch.isfinite(g).all() for g in grads.values()]
+    if loss is not None:
+        checks.append(torch.isfinite(loss.detach()))
+    # One device-to-host read per step, whatever the number of parameters.
+    if not checks or bool(torch.stack(checks).all()):
+        return
+    bad = "the loss"
+    for (name, _), ok in zip(grads.items(), checks, strict=False):
+        if not bool(ok):
+            bad = f"the gradient of {name!r}"
+            break
+    if loss is not None and not bool(checks[-1]):
+        bad = "the loss"
     if bad is not None:
         raise TrainingDivergedError(
             f"{type(estimator).__name__} training diverged at optimizer step "
