@@ -45,6 +45,13 @@ class TrainingDivergedError(FloatingPointError):
     exception (a dict of NumPy arrays by name). A lower ``learning_rate`` or
     input of smaller magnitude usually avoids it.
 
+    Parameters
+    ----------
+    message : str
+        What diverged, at which step, and the fix.
+    arrays : dict of str to ndarray, default=None
+        The parameters of the last finite step, by name.
+
     Examples
     --------
     >>> from skmpsae.exceptions import TrainingDivergedError
