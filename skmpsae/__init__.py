@@ -1,8 +1,8 @@
 """skmpsae: sparse autoencoders as scikit-learn estimators, built around MP-SAE."""
 
 from ._pursuit import mp_encode
-
-__version__ = "0.1.0"
+from ._registry import ESTIMATORS as _ESTIMATORS
+from ._registry import __version__
 
 __all__ = [
     "BatchTopKSAE",
@@ -14,14 +14,6 @@ __all__ = [
     "load",
     "mp_encode",
 ]
-
-_ESTIMATORS = {
-    "MatchingPursuitSAE": "._mp_sae",
-    "TopKSAE": "._topk_sae",
-    "BatchTopKSAE": "._topk_sae",
-    "MatryoshkaSAE": "._matryoshka_sae",
-    "ReLUSAE": "._relu_sae",
-}
 
 
 def load(path):

@@ -26,6 +26,7 @@ from . import metrics
 from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import validate_loaded_device
 from ._validation import FLOATS, check_n_steps, naming
+from ._validation import check_magnitude as _check_magnitude
 
 __all__ = ["BaseSAE"]
 
@@ -92,6 +93,11 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
         if check_n_steps(n_steps) is None:
             return self.k
+        from ._device import check_fits_in_memory
+
+        # Each encoded row keeps an index and a coefficient per step.
+        check_fits_in_memory(16 * int(n_steps), f"n_steps={n_steps}",
+                             "choose a smaller n_steps")
         return int(n_steps)
 
     # ------------------------------------------------------------- properties
@@ -110,16 +116,27 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_components = int(self.n_components)
         else:
             n_components = max(1, int(round(self.expansion_factor * n_features)))
-        if self.k > n_components:
-            raise ValueError(
-                f"k={self.k} exceeds n_components={n_components}; choose k <= n_components "
-                "or a larger n_components (or expansion_factor)."
-            )
+        from ._device import check_fits_in_memory
+
+        # Each (n_components, n_features) array is trained with a gradient and
+        # two Adam moments, and is first drawn in float64.
+        n_matrices = sum(self._array_shapes[name] == ("c", "f") for name in self._array_names)
+        check_fits_in_memory(
+            n_components * n_features * 4 * (5 * n_matrices),
+            f"n_components={n_components} latents of {n_features} features "
+            f"(n_components={self.n_components}, expansion_factor={self.expansion_factor})",
+            "choose a smaller n_components or expansion_factor")
+        # k > n_components is allowed: matching pursuit may select an atom again,
+        # a top-k of all the latents keeps them all, and ReLUSAE's target L0
+        # is then out of reach (its L1 weight falls to its floor).
         return n_components
 
     def _source(self, X, *, reset):
         """Validate ``X`` and wrap it as a training source (arrays, memmaps, iterables)."""
         from ._training._data import ArraySource, DaskBlocks, is_streamed, validated_stream
+
+        if X is None:
+            raise TypeError("X is None; pass training samples of shape (n_samples, n_features).")
 
         if _is_dask(X):  # streamed block by block, never computed whole
             return validated_stream(self, DaskBlocks(X), reset=reset)
@@ -127,7 +144,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             return validated_stream(self, X, reset=reset)
         with naming("X"):
             X = validate_data(self, X, dtype=FLOATS, reset=reset)
-        return ArraySource(X)
+        return ArraySource(_check_magnitude(X))
 
     def _previous_state(self):
         """The fitted state to continue from (``partial_fit``, ``warm_start``)."""
@@ -254,7 +271,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _validate_input(self, X):
         check_is_fitted(self)
         with naming("X"):
-            return validate_data(self, X, dtype=FLOATS, reset=False)
+            return _check_magnitude(validate_data(self, X, dtype=FLOATS, reset=False))
 
     def _blockwise(self, X, method, n_columns, n_expected, **kwargs):
         """Apply ``method`` block by block to a dask array (lazy; rows stay chunked)."""
@@ -372,12 +389,52 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
 
     # ----------------------------------------------------------- persistence
+    #: Fitted arrays whose rows the class promises to be of unit norm.
+    _unit_norm_arrays = ("components",)
+    #: Shape of each fitted array, from "c" (n_components), "f" (n_features) or ints.
+    _array_shapes = {"components": ("c", "f"), "bias": ("f",), "encoder": ("c", "f"),
+                     "encoder_bias": ("c",), "samples_since_fired": ("c",),
+                     "threshold": (1,), "l1_coefficient": (1,)}
+
+    def _fitted_array_shapes(self, n_components, n_features):
+        """Expected shape of each of ``_array_names`` (checked by ``load``)."""
+        sizes = {"c": n_components, "f": n_features}
+        return {name: tuple(sizes.get(d, d) for d in self._array_shapes[name])
+                for name in self._array_names}
+
+    def _fitted_state(self):
+        """``(arrays, scalars)`` that ``save`` writes: the fitted arrays by name, and the rest."""
+        arrays = {name: np.ascontiguousarray(getattr(self, name + "_"))
+                  for name in self._array_names}
+        fitted = {"n_features_in_": int(self.n_features_in_),
+                  "n_components_": int(self.n_components_), "n_iter_": int(self.n_iter_),
+                  "loss_curve_": [float(v) for v in self.loss_curve_]}
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(v) for v in self.feature_names_in_]
+        return arrays, fitted
+
+    def _restore_fitted(self, arrays, fitted):
+        """Set the fitted attributes from checked ``_fitted_state`` output (``load``)."""
+        for name, value in arrays.items():
+            setattr(self, name + "_", value)
+        for key, value in fitted.items():
+            setattr(self, key, np.asarray(value, dtype=object) if key == "feature_names_in_"
+                    else value)
+        self._optimizer_state, self._n_steps = None, 0
+        self._cache = _Cache()
+
     def save(self, path):
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
-        The folder holds ``config.json`` (the class, its parameters and fitted
-        scalars) and ``arrays.safetensors`` (the fitted arrays); it loads with
-        :func:`skmpsae.load` or the class's ``load``, without executing code.
+        The folder holds ``config.json`` (the class, its parameters, fitted
+        scalars and a checksum of the arrays) and ``arrays.safetensors`` (the
+        fitted arrays); it loads with :func:`skmpsae.load` or the class's
+        ``load``, without executing code. ``path`` may be new, an empty
+        folder or a folder an earlier ``save`` wrote (replaced in one step:
+        ``load`` finds the old or the new model at every instant); anything
+        else (a file, a link, a folder with other content) is refused with a
+        ``FileExistsError`` naming it, and a model holding NaN or inf with a
+        ``ValueError``.
 
         Parameters
         ----------

@@ -66,7 +66,8 @@ class MatryoshkaSAE(BatchTopKSAE):
         if self.group_sizes is None:
             return [int(g) for g in default_group_sizes(n_components)]
         sizes = list(self.group_sizes)
-        if (not sizes or not all(isinstance(g, Integral) and g > 0 for g in sizes)
+        if (not sizes or not all(isinstance(g, Integral) and not isinstance(g, bool) and g > 0
+                                     for g in sizes)
                 or sum(sizes) != n_components):
             raise ValueError(
                 f"group_sizes={self.group_sizes!r} must be positive integers summing to "

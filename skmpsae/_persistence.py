@@ -1,169 +1,275 @@
 """Saving and loading fitted SAEs without pickle: safetensors plus JSON.
 
 A saved model is a folder holding ``config.json`` (class, hyperparameters,
-fitted scalars) and ``arrays.safetensors`` (the fitted arrays). Loading checks
-every field: unknown or missing keys, wrong types, shapes that disagree and
-non-finite values are rejected with an error naming the field.
+fitted scalars, a SHA-256 of the arrays) and ``arrays.safetensors`` (the
+fitted arrays). ``config.json`` with its ``"format": "skmpsae"`` is also the
+marker that lets ``save`` replace the folder later: a path holding anything
+else (a file, a folder of other content, a model folder with extra files) is
+never replaced nor touched.
+
+Loading trusts nothing: only the two regular files are read (no links, size
+caps, bounded JSON nesting); every parameter goes through the estimator's own
+constraints and cross-parameter rules; every array is checked for its name,
+shape, dtype, finiteness, unit-norm rows where the class promises them, and
+against the checksum. Each failure raises :class:`~skmpsae.exceptions.ModelFileError`
+naming the folder, the file and the field.
+
+The estimator provides the hooks ``_fitted_state``, ``_restore_fitted`` and
+``_fitted_array_shapes``; the class is found by name in ``_registry``.
 """
 
+import errno
+import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from ._device import validate_loaded_device
+from ._io import (
+    MAX_JSON_DEPTH,
+    json_depth,
+    open_folder,
+    read_regular_file,
+    replace_folder,
+    to_jsonable,
+)
+from ._registry import ESTIMATORS, __version__, estimator_class
+from .exceptions import ModelFileError
 
-__all__ = ["load", "save"]
+__all__ = ["is_model_folder", "load", "save"]
 
 FORMAT = "skmpsae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # version 1 had no checksum
 _CONFIG = "config.json"
 _ARRAYS = "arrays.safetensors"
+_FILES = {_CONFIG, _ARRAYS}
+_MAX_CONFIG_BYTES = 16 * 2**20  # loss curves and feature names included
+_MAX_ARRAY_BYTES = 2**40
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
 _ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every")
 _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
 
 
-def _registry():
-    import skmpsae
+def _checksum(arrays):
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
-    return {name: getattr(skmpsae, name) for name in skmpsae._ESTIMATORS}
+
+def _check_save_path(path):
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise ValueError(f"path={path!r}: pass the folder to save the model to, e.g. "
+                         "sae.save('my-sae').")
+    try:
+        path = Path(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path must be a str or path-like, got {type(path).__name__}.") from None
+    resolved = path.resolve()
+    if resolved.parent == resolved or resolved == Path.home().resolve() or \
+            path.name in ("", ".", ".."):
+        raise ValueError(f"path={str(path)!r} is a root, home or relative-marker folder, not "
+                         "a model folder; pass a new folder name, e.g. 'my-sae'.")
+    return path
 
 
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    return value
+def is_model_folder(path):
+    """True when ``path`` is a real folder holding only a model ``save`` wrote.
+
+    That is its ``config.json`` marker (``"format": "skmpsae"``) and at most
+    ``arrays.safetensors`` beside it; a folder holding exactly those two
+    regular files whose ``config.json`` is no longer JSON counts as a damaged
+    model (save may repair it), but a valid JSON file of another format never.
+    """
+    path = Path(path)
+    for _ in range(3):  # again when a concurrent save replaced the folder mid-check
+        try:
+            if path.is_symlink() or not path.is_dir():
+                return False
+            folder = open_folder(path)
+        except OSError:
+            return False
+        try:
+            entries = {entry.name: entry for entry in os.scandir(folder)}
+            if _CONFIG not in entries or not set(entries) <= _FILES or not all(
+                    e.is_file(follow_symlinks=False) for e in entries.values()):
+                raise OSError("not a model folder")
+            raw = read_regular_file(_CONFIG, _MAX_CONFIG_BYTES, dir_fd=folder)
+            break
+        except OSError:
+            if not _replaced_meanwhile(path, folder):
+                return False
+        finally:
+            os.close(folder)
+    else:
+        return False
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError):
+        return set(entries) == _FILES
+    return isinstance(config, dict) and config.get("format") == FORMAT
 
 
 def save(estimator, path):
-    """Write ``estimator`` (fitted) to the folder ``path``, replacing it atomically."""
+    """Write ``estimator`` (fitted) to the folder ``path``; see the module docstring."""
     from safetensors.numpy import save_file
     from sklearn.utils.validation import check_is_fitted
 
+    path = _check_save_path(path)
     check_is_fitted(estimator)
+    arrays, fitted = estimator._fitted_state()
+    for name, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"{type(estimator).__name__}.{name}_ holds NaN or inf; such a model cannot be "
+                "used and is not saved. Refit (a lower learning_rate, or scaled input).")
     params = estimator.get_params(deep=False)
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None  # a RandomState object has no JSON form
-    if params.get("checkpoint_dir") is not None:
-        params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
-    fitted = {
-        "n_features_in_": int(estimator.n_features_in_),
-        "n_components_": int(estimator.n_components_),
-        "n_iter_": int(estimator.n_iter_),
-        "loss_curve_": [float(v) for v in estimator.loss_curve_],
-    }
-    if hasattr(estimator, "feature_names_in_"):
-        fitted["feature_names_in_"] = [str(v) for v in estimator.feature_names_in_]
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "skmpsae_version": __version__,
         "class": type(estimator).__name__,
-        "params": {key: _jsonable(value) for key, value in params.items()},
-        "fitted": fitted,
+        "params": to_jsonable(params),
+        "fitted": to_jsonable(fitted),
+        "checksum": {"sha256": _checksum(arrays)},
     }
-    arrays = {name: np.ascontiguousarray(getattr(estimator, name + "_"))
-              for name in estimator._array_names}
-    path = Path(path)
+    if path.exists() or path.is_symlink():
+        _check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+
+    def fill(folder):
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / _ARRAYS))
+        (folder / _CONFIG).write_text(json.dumps(config, indent=2))
+
     try:
-        (tmp / _CONFIG).write_text(json.dumps(config, indent=2))
-        save_file(arrays, str(tmp / _ARRAYS))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        replace_folder(fill, path, may_replace=is_model_folder)
+    except FileExistsError:
+        _check_replaceable(path)  # names what is there now
         raise
 
 
-def _fail(path, message):
-    raise ValueError(f"Cannot load skmpsae model from {str(path)!r}: {message}")
+def _check_replaceable(path):
+    if path.is_symlink():
+        raise FileExistsError(errno.EEXIST, "is a symbolic link; save does not replace links "
+                              "(pass the folder it points to, or another path)", str(path))
+    if not path.is_dir():
+        raise FileExistsError(errno.EEXIST, "is a file, not a skmpsae model folder; save never "
+                              "replaces it (pass another path)", str(path))
+    names = sorted(entry.name for entry in os.scandir(path))
+    if names and not is_model_folder(path):
+        other = [n for n in names if n not in _FILES] or names
+        raise FileExistsError(
+            errno.EEXIST, f"holds content that save did not write ({', '.join(other[:5])}); "
+            "save only replaces an empty folder or a folder holding only a saved model "
+            "(pass another path, or move those files)", str(path))
 
 
-def _read_config(path):
+def _fail(path, file, message):
+    where = f"{str(path)!r}" + (f" ({file})" if file else "")
+    raise ModelFileError(f"Cannot load skmpsae model from {where}: {message}")
+
+
+def _read_config(path, folder):
     try:
-        config = json.loads((path / _CONFIG).read_text())
+        raw = read_regular_file(_CONFIG, _MAX_CONFIG_BYTES, dir_fd=folder)
     except FileNotFoundError:
-        _fail(path, f"no {_CONFIG}; pass a folder written by estimator.save(path).")
-    except json.JSONDecodeError as exc:
-        _fail(path, f"{_CONFIG} is not valid JSON ({exc}).")
-    if not isinstance(config, dict) or set(config) != _TOP_KEYS:
-        keys = sorted(config) if isinstance(config, dict) else type(config).__name__
-        _fail(path, f"{_CONFIG} must hold exactly the keys {sorted(_TOP_KEYS)}, got {keys}.")
-    if config["format"] != FORMAT or config["format_version"] != FORMAT_VERSION:
-        _fail(path, f"unsupported format {config['format']!r} version "
-                    f"{config['format_version']!r}; this skmpsae reads {FORMAT!r} version "
-                    f"{FORMAT_VERSION}.")
+        _fail(path, _CONFIG, f"no {_CONFIG}; pass a folder written by estimator.save(path).")
+    except OSError as exc:
+        _fail(path, _CONFIG, f"cannot be read ({exc}).")
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        _fail(path, _CONFIG, f"not valid JSON ({exc}).")
+    if json_depth(config) > MAX_JSON_DEPTH:
+        _fail(path, _CONFIG, f"nested deeper than {MAX_JSON_DEPTH} levels; not a skmpsae file.")
+    keys = set(config) if isinstance(config, dict) else None
+    if keys is None or not (keys == _TOP_KEYS or keys == _TOP_KEYS | {"checksum"}):
+        got = sorted(config) if isinstance(config, dict) else type(config).__name__
+        _fail(path, _CONFIG, f"must hold exactly the keys {sorted(_TOP_KEYS | {'checksum'})}, "
+                             f"got {got}.")
+    if config["format"] != FORMAT or config["format_version"] not in _READABLE_VERSIONS:
+        _fail(path, _CONFIG, f"unsupported format {config['format']!r} version "
+                             f"{config['format_version']!r}; this skmpsae reads {FORMAT!r} "
+                             f"versions {list(_READABLE_VERSIONS)}.")
+    checksum = config.get("checksum")
+    if config["format_version"] >= 2 and not (
+            isinstance(checksum, dict) and set(checksum) == {"sha256"}
+            and isinstance(checksum["sha256"], str)):
+        _fail(path, _CONFIG, f"field 'checksum' must be {{'sha256': <hex>}}, got {checksum!r:.80}.")
     return config
 
 
 def _check_fitted(path, fitted):
     if not isinstance(fitted, dict) or not set(fitted) <= _FITTED_KEYS or \
             not {"n_features_in_", "n_components_", "n_iter_", "loss_curve_"} <= set(fitted):
-        _fail(path, f"'fitted' must hold the keys n_features_in_, n_components_, n_iter_, "
-                    f"loss_curve_ (and optionally feature_names_in_), got {fitted!r:.200}.")
+        _fail(path, _CONFIG, f"'fitted' must hold the keys n_features_in_, n_components_, "
+                             f"n_iter_, loss_curve_ (and optionally feature_names_in_), got "
+                             f"{fitted!r:.200}.")
     for key in ("n_features_in_", "n_components_", "n_iter_"):
         value = fitted[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            _fail(path, f"fitted {key} must be a non-negative integer, got {value!r}.")
+            _fail(path, _CONFIG, f"fitted {key} must be a non-negative integer, got {value!r}.")
+    for key in ("n_features_in_", "n_components_"):
+        if fitted[key] < 1:
+            _fail(path, _CONFIG, f"fitted {key} must be at least 1, got {fitted[key]!r}.")
     curve = fitted["loss_curve_"]
-    if not isinstance(curve, list) or not all(isinstance(v, (int, float)) for v in curve):
-        _fail(path, "fitted loss_curve_ must be a list of numbers.")
+    if not isinstance(curve, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in curve):
+        _fail(path, _CONFIG, "fitted loss_curve_ must be a list of numbers.")
     names = fitted.get("feature_names_in_")
     if names is not None and (not isinstance(names, list) or len(names) != fitted["n_features_in_"]
                               or not all(isinstance(v, str) for v in names)):
-        _fail(path, "fitted feature_names_in_ must be a list of n_features_in_ strings.")
+        _fail(path, _CONFIG, "fitted feature_names_in_ must be a list of n_features_in_ strings.")
 
 
-def _read_arrays(path, estimator, fitted):
+def _read_arrays(path, folder, estimator, fitted, checksum):
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load
 
     try:
-        arrays = load_file(str(path / _ARRAYS))
+        arrays = load(read_regular_file(_ARRAYS, _MAX_ARRAY_BYTES, dir_fd=folder))
     except FileNotFoundError:
-        _fail(path, f"no {_ARRAYS}.")
+        _fail(path, _ARRAYS, "missing.")
     except (SafetensorError, OSError, ValueError) as exc:
-        _fail(path, f"{_ARRAYS} is not a valid safetensors file ({exc}).")
+        _fail(path, _ARRAYS, f"not a valid safetensors file ({exc}).")
     expected = set(estimator._array_names)
     if set(arrays) != expected:
-        _fail(path, f"{_ARRAYS} must hold exactly {sorted(expected)}, got {sorted(arrays)}.")
-    n_components, n_features = fitted["n_components_"], fitted["n_features_in_"]
-    shapes = {"components": (n_components, n_features), "bias": (n_features,)}
+        _fail(path, _ARRAYS, f"must hold exactly {sorted(expected)}, got {sorted(arrays)}.")
     dtypes = {a.dtype for a in arrays.values()}
     if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
-        _fail(path, "arrays must all be float32 or all float64.")
+        _fail(path, _ARRAYS, "arrays must all be float32 or all float64.")
+    shapes = estimator._fitted_array_shapes(fitted["n_components_"], fitted["n_features_in_"])
     for name, value in arrays.items():
-        if name in shapes and value.shape != shapes[name]:
-            _fail(path, f"array {name!r} has shape {value.shape}, expected {shapes[name]}.")
+        if value.shape != shapes[name]:
+            _fail(path, _ARRAYS, f"array {name!r} has shape {value.shape}, expected "
+                                 f"{shapes[name]} (from n_components_ and n_features_in_).")
         if not np.isfinite(value).all():
-            _fail(path, f"array {name!r} holds NaN or inf.")
+            _fail(path, _ARRAYS, f"array {name!r} holds NaN or inf.")
+    if checksum is not None and _checksum(arrays) != checksum["sha256"]:
+        _fail(path, _ARRAYS, "the arrays do not match the checksum recorded in config.json "
+                             "(the file was changed or damaged); save the model again.")
+    for name in estimator._unit_norm_arrays:
+        value = arrays[name]
+        norms = np.linalg.norm(value.astype(np.float64), axis=1)
+        tolerance = 1e-3 if value.dtype == np.float32 else 1e-9
+        bad = np.flatnonzero(np.abs(norms - 1) > tolerance)
+        if bad.size:
+            _fail(path, _ARRAYS, f"array {name!r} must have unit-norm rows; row {bad[0]} has "
+                                 f"norm {norms[bad[0]]:.6g}.")
     return arrays
 
 
-def load(path, expected_class=None):
-    """Load a model saved by ``save``; ``expected_class`` restricts the class."""
-    from ._base import _Cache
-
-    path = Path(path)
-    if not path.is_dir():
-        _fail(path, "not a folder; pass the folder written by estimator.save(path).")
-    config = _read_config(path)
-    registry = _registry()
-    cls = registry.get(config["class"])
+def _estimator_from(path, config, expected_class):
+    cls = estimator_class(config["class"])
     if cls is None:
-        _fail(path, f"unknown class {config['class']!r}; known: {sorted(registry)}.")
+        _fail(path, _CONFIG, f"unknown class {config['class']!r}; known: {sorted(ESTIMATORS)}.")
     if expected_class is not None and not issubclass(cls, expected_class):
-        _fail(path, f"it holds a {cls.__name__}, not a {expected_class.__name__}.")
+        _fail(path, _CONFIG, f"it holds a {cls.__name__}, not a {expected_class.__name__}.")
     params = config["params"]
     defaults = cls().get_params(deep=False)
     if isinstance(params, dict):
@@ -172,21 +278,56 @@ def load(path, expected_class=None):
     valid = set(defaults)
     if not isinstance(params, dict) or set(params) != valid:
         got = sorted(params) if isinstance(params, dict) else params
-        _fail(path, f"'params' must hold exactly {sorted(valid)}, got {got}.")
-    params = dict(params, device=validate_loaded_device(params["device"]))
-    estimator = cls(**params)
+        _fail(path, _CONFIG, f"'params' must hold exactly {sorted(valid)}, got {got}.")
     try:
+        params = dict(params, device=validate_loaded_device(params["device"]))
+        estimator = cls(**params)
         estimator._validate_params()
     except (ValueError, TypeError) as exc:
-        _fail(path, f"invalid parameter: {exc}")
-    fitted = config["fitted"]
-    _check_fitted(path, fitted)
-    arrays = _read_arrays(path, estimator, fitted)
-    for name, value in arrays.items():
-        setattr(estimator, name + "_", value)
-    for key, value in fitted.items():
-        setattr(estimator, key, np.asarray(value, dtype=object) if key == "feature_names_in_"
-                else value)
-    estimator._optimizer_state, estimator._n_steps = None, 0
-    estimator._cache = _Cache()
+        _fail(path, _CONFIG, f"invalid parameter: {exc}")
+    return estimator
+
+
+def _replaced_meanwhile(path, folder):
+    try:
+        return os.stat(path).st_ino != os.fstat(folder).st_ino
+    except OSError:
+        return False
+
+
+def load(path, expected_class=None):
+    """Load a model saved by ``save``; ``expected_class`` restricts the class."""
+    from ._device import resolve_device
+
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise ValueError(f"path={path!r}: pass the folder written by estimator.save(path).")
+    path = Path(path)
+    if not path.is_dir():
+        _fail(path, None, "not a folder; pass the folder written by estimator.save(path).")
+    for attempt in range(3):
+        folder = open_folder(path)
+        try:
+            config = _read_config(path, folder)
+            estimator = _estimator_from(path, config, expected_class)
+            fitted = config["fitted"]
+            _check_fitted(path, fitted)
+            arrays = _read_arrays(path, folder, estimator, fitted, config.get("checksum"))
+            break
+        except ModelFileError:
+            # A save that replaced the folder while it was read (and removed the
+            # old one) is no damage: read the new folder.
+            if attempt == 2 or not _replaced_meanwhile(path, folder):
+                raise
+        finally:
+            os.close(folder)
+    try:
+        resolve_device(estimator.device)
+        n_components = estimator._resolve_n_components(fitted["n_features_in_"])
+    except ValueError as exc:
+        _fail(path, _CONFIG, f"invalid parameter: {exc}")
+    if n_components != fitted["n_components_"]:
+        _fail(path, _CONFIG, f"params n_components={estimator.n_components} (expansion_factor="
+                             f"{estimator.expansion_factor}) give {n_components} latents, but "
+                             f"fitted n_components_={fitted['n_components_']}.")
+    estimator._restore_fitted(arrays, fitted)
     return estimator

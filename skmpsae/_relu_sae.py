@@ -115,5 +115,13 @@ class ReLUSAE(LinearSAE):
     def _penalty(self, params, codes):
         coef = params["l1_coefficient"]
         l0 = codes.rows.numel() / codes.n_rows
-        coef.mul_(math.exp(self.l1_adapt_rate * math.log((l0 + 1) / (self.k + 1))))
+        # Bounded step and range: the weight can neither overflow (math.exp
+        # raises past 709, the float32 buffer turns inf) nor reach 0, whatever
+        # l1_adapt_rate or k (k > n_components cannot be reached).
+        log_step = self.l1_adapt_rate * math.log((l0 + 1) / (self.k + 1))
+        coef.mul_(math.exp(min(max(log_step, -50.0), 50.0)))
+        import torch
+
+        info = torch.finfo(coef.dtype)
+        coef.clamp_(min=info.tiny ** 0.5, max=info.max ** 0.5)
         return coef[0] * codes.values.sum() / codes.n_rows

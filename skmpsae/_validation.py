@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "check_n_steps", "naming"]
+__all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "check_magnitude",
+           "check_n_steps", "naming"]
 
 #: Float dtypes kept as given; other numeric input becomes the first, float64.
 FLOATS = (np.float64, np.float32)
@@ -87,3 +88,24 @@ def check_codes(Z, n_components=None, name="Z"):
             "pass codes of this dictionary (estimator.transform(X))."
         )
     return Z
+
+
+def check_magnitude(X):
+    """Refuse ``X`` whose squared norms would overflow its dtype in training or encoding.
+
+    float32 squares overflow from about 1.8e19; sums over features and over a
+    batch (losses, Gram products, MP's ``tol`` threshold) need headroom, so
+    the bound is ``sqrt(finfo.max) / (64 * sqrt(n_features))``: 3.6e16 for
+    float32 with 64 features, 2.6e151 for float64.
+    """
+    if X.size == 0:
+        return X
+    largest = max(float(X.max()), -float(X.min()))
+    bound = float(np.sqrt(np.finfo(X.dtype).max)) / (64 * np.sqrt(X.shape[1]))
+    if largest > bound:
+        raise ValueError(
+            f"X holds values of magnitude up to {largest:.3g}, beyond {bound:.3g}: their squares "
+            f"overflow {X.dtype} in training and encoding. Scale X (e.g. X / {largest:.3g}, or "
+            "sklearn.preprocessing.StandardScaler) or pass float64."
+        )
+    return X

@@ -1,10 +1,68 @@
-"""Warning categories raised by skmpsae.
+"""Warning categories and exceptions raised by skmpsae.
 
 Every warning skmpsae raises is a :class:`SkmpsaeWarning`, so one filter
-silences or escalates all of them.
+silences or escalates all of them. A saved model or a checkpoint that cannot
+be trusted raises :class:`ModelFileError`; training that produced NaN or
+infinite values raises :class:`TrainingDivergedError`.
 """
 
-__all__ = ["DeviceFallbackWarning", "SkmpsaeWarning", "TrainingInterruptedWarning"]
+__all__ = [
+    "CheckpointFallbackWarning",
+    "DeviceFallbackWarning",
+    "ModelFileError",
+    "SkmpsaeWarning",
+    "TrainingDivergedError",
+    "TrainingInterruptedWarning",
+]
+
+
+class ModelFileError(ValueError):
+    """A saved model or checkpoint that is missing, damaged or not skmpsae's.
+
+    The message names the folder, the file and the field at fault. Being a
+    ``ValueError``, it is caught by code written for earlier versions.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import skmpsae
+    >>> from skmpsae.exceptions import ModelFileError
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     try:
+    ...         skmpsae.load(tmp)  # an empty folder is no model
+    ...     except ModelFileError as exc:
+    ...         print("config.json" in str(exc), isinstance(exc, ValueError))
+    True True
+    """
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient and was stopped.
+
+    Raised before the optimizer applies the step, so the parameters of the
+    last finite step are kept: in the newest checkpoint when
+    ``checkpoint_dir`` is set, and as the ``arrays`` attribute of the
+    exception (a dict of NumPy arrays by name). A lower ``learning_rate`` or
+    input of smaller magnitude usually avoids it.
+
+    Parameters
+    ----------
+    message : str
+        What diverged, at which step, and the fix.
+    arrays : dict of str to ndarray, default=None
+        The parameters of the last finite step, by name.
+
+    Examples
+    --------
+    >>> from skmpsae.exceptions import TrainingDivergedError
+    >>> error = TrainingDivergedError("loss is nan at step 3", arrays={})
+    >>> isinstance(error, ArithmeticError), error.arrays
+    (True, {})
+    """
+
+    def __init__(self, message, arrays=None):
+        super().__init__(message)
+        self.arrays = arrays
 
 
 class SkmpsaeWarning(UserWarning):
@@ -58,4 +116,15 @@ class TrainingInterruptedWarning(SkmpsaeWarning):
     ...     warnings.warn("training was interrupted", TrainingInterruptedWarning)
     >>> [w.category.__name__ for w in caught]
     ['TrainingInterruptedWarning']
+    """
+
+
+class CheckpointFallbackWarning(SkmpsaeWarning):
+    """The newest checkpoint is damaged; training resumes from the previous one.
+
+    Examples
+    --------
+    >>> from skmpsae.exceptions import CheckpointFallbackWarning, SkmpsaeWarning
+    >>> issubclass(CheckpointFallbackWarning, SkmpsaeWarning)
+    True
     """

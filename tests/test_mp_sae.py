@@ -144,11 +144,17 @@ def test_bad_training_input(X, match):
         quick().fit(X)
 
 
+def test_k_above_n_components_may_select_an_atom_again(digits):
+    # Issue 13 decided k > n_components is valid for MP (it used to be refused).
+    sae = quick(k=65).fit(digits)
+    assert sae.transform(digits[:5]).shape == (5, 64)
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
         ({"k": 0}, "'k' parameter"),
-        ({"k": 65}, "k=65 exceeds n_components=64"),
+        ({"k": True}, "'k' parameter"),
         ({"batch_size": 0}, "'batch_size' parameter"),
         ({"learning_rate": -1.0}, "'learning_rate' parameter"),
         ({"init": "pca"}, "'init' parameter"),

@@ -72,8 +72,34 @@ def check_vector(value, name, dtype, size):
     return as_float_array(v[None, :], name, dtype)[0]
 
 
-def check_gram(gram, dtype, n_components):
-    """Validate a Gram matrix: finite, ``(n_components, n_components)``."""
+_GRAM_PAIRS = 256
+
+
+def check_gram(gram, dtype, D):
+    """Validate the Gram matrix of ``D``: finite, square, unit diagonal, sampled entries.
+
+    O(n_components + 256 * n_features): the diagonal in full, and 256 fixed
+    pairs ``(i, j)`` for which ``G[i, j]`` and ``G[j, i]`` must both equal
+    ``D[i] @ D[j]`` (symmetry and the right dictionary at once).
+    """
     G = as_float_array(gram, "gram", dtype)
+    n_components = D.shape[0]
     check_gram_shape(G.shape, n_components)
+    diagonal = np.diagonal(G)
+    bad = np.flatnonzero(np.abs(diagonal - 1) > _UNIT_NORM_RTOL)
+    if bad.size:
+        raise ValueError(
+            f"gram must have a unit diagonal (unit-norm atoms); gram[{bad[0]}, {bad[0]}] = "
+            f"{diagonal[bad[0]]:.6g}. Pass gram=dictionary @ dictionary.T, or gram=None.")
+    i, j = np.random.default_rng(0).integers(0, n_components, size=(2, _GRAM_PAIRS))
+    expected = np.einsum("ij,ij->i", D[i], D[j])
+    for name, got in (("gram[i, j]", G[i, j]), ("gram[j, i]", G[j, i])):
+        off = np.flatnonzero(np.abs(got - expected) > _UNIT_NORM_RTOL)
+        if off.size:
+            a, b = int(i[off[0]]), int(j[off[0]])
+            raise ValueError(
+                f"gram is not dictionary @ dictionary.T: {name} at i={a}, j={b} is "
+                f"{float(got[off[0]]):.6g}, but dictionary[{a}] @ dictionary[{b}] = "
+                f"{float(expected[off[0]]):.6g}. Pass the Gram matrix of this dictionary "
+                "(symmetric), or gram=None.")
     return G

@@ -10,7 +10,7 @@ from numbers import Integral, Real
 from numpy.typing import ArrayLike
 
 from .._compat import Interval, StrOptions, validate_params
-from .._validation import FLOATS
+from .._validation import FLOATS, check_magnitude
 from ._checks import as_float_array, check_dictionary, check_gram, check_vector
 from ._core import encode
 from ._gpu_arrays import device_array_kind, encode_device_arrays
@@ -104,9 +104,9 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
         return encode_device_arrays(X, dictionary, n_steps=n_steps, bias=bias,
                                     positive=positive, tol=tol, gram=gram, backend=backend,
                                     memory_budget=memory_budget)
-    X = as_float_array(X, "X", FLOATS)
+    X = check_magnitude(as_float_array(X, "X", FLOATS))
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else check_vector(bias, "bias", X.dtype, X.shape[1])
-    G = None if gram is None else check_gram(gram, X.dtype, D.shape[0])
+    G = None if gram is None else check_gram(gram, X.dtype, D)
     return encode(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
                   backend=choose_backend(backend), memory_budget=memory_budget)

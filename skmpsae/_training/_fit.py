@@ -6,6 +6,8 @@ own fitted state (``partial_fit``, ``warm_start``) or the newest checkpoint in
 after the step in progress, and under ``torch.distributed`` trains data-parallel.
 """
 
+import copy
+import hashlib
 import signal
 import threading
 from typing import NamedTuple
@@ -16,10 +18,11 @@ from sklearn.utils import check_random_state
 
 from .._device import resolve_device
 from .._threads import torch_threads
-from ._checkpoint import CheckpointStore
+from ..exceptions import TrainingDivergedError
+from ._checkpoint import CheckpointStore, check_checkpoint_dir
 from ._data import ArraySource
 from ._distributed import Sync
-from ._loop import EpochPosition, TrainState, run_epoch
+from ._loop import EpochPosition, EpochResult, TrainState, run_epoch
 from ._schedule import constant, warmup_cosine
 
 __all__ = ["RunOutcome", "train"]
@@ -67,9 +70,22 @@ class _Interrupt:
         return False
 
 
+_HASHED_ROWS = 64
+
+
 def _fingerprint(source):
+    """What binds a checkpoint to its data: sizes, dtype and a hash of evenly spaced rows.
+
+    Two folds of one data set have the same shape but not the same rows; a
+    hash of 64 rows tells them apart for the cost of reading 64 rows.
+    """
+    sample = source.sample()
+    n = len(sample)
+    rows = np.unique(np.linspace(0, n - 1, min(n, _HASHED_ROWS)).astype(np.int64))
+    block = np.ascontiguousarray(np.asarray(sample[rows]), dtype=source.dtype)
     return {"n_rows": source.n_rows(), "n_features": int(source.n_features),
-            "dtype": str(np.dtype(source.dtype))}
+            "dtype": str(np.dtype(source.dtype)),
+            "rows_sha256": hashlib.sha256(block.tobytes()).hexdigest()[:32]}
 
 
 def _steps_per_epoch(source, batch_size, sync):
@@ -96,8 +112,10 @@ class _Run:
         self.sync = Sync.detect(self.device)
         self.rng = check_random_state(estimator.random_state)
         # fit checkpoints and resumes; partial_fit leaves that to the caller's loop.
-        self.store = (CheckpointStore(estimator.checkpoint_dir)
-                      if cosine and estimator.checkpoint_dir is not None else None)
+        self.store = None
+        if cosine and estimator.checkpoint_dir is not None:
+            check_checkpoint_dir(estimator.checkpoint_dir)
+            self.store = CheckpointStore(estimator.checkpoint_dir)
         self.every = estimator.checkpoint_every
         self.batch_size = estimator.batch_size
         if isinstance(source, ArraySource):
@@ -205,11 +223,26 @@ class _Run:
             "rng_now": self.rng.get_state(),
         })
 
+    def _finish_interrupted(self, state):
+        # What an epoch's end sets (BatchTopK's inference threshold) must hold
+        # for the weights an interrupted fit leaves, even in its first epoch;
+        # last=True asks for no revival. A copy of the random stream keeps the
+        # checkpoint (already written) and any resumed run unaffected.
+        empty = EpochResult(0.0, np.zeros(self.n_components, dtype=np.int64), True)
+        self.est._end_epoch(state, self.source.sample(), empty, epoch=self.n_iter, last=True,
+                            rng=copy.deepcopy(self.rng))
+
     # -------------------------------------------------------------------- loop
     def run(self):
+        # Ctrl-C during setup (initialisation, reading a checkpoint) stops before
+        # the first step, like one during training.
+        with _Interrupt() as interrupt:
+            state = self._start()
+            return self._loop(state, interrupt)
+
+    def _loop(self, state, interrupt):
         from tqdm.auto import tqdm
 
-        state = self._start()
         done = self.n_iter - self.first_epoch
         progress = tqdm(total=max(self.n_epochs - done, 0) * (self.steps or 0) or None,
                         disable=not self.est.verbose, desc=type(self.est).__name__,
@@ -218,9 +251,12 @@ class _Run:
         batch_work = self.batch_size * self.n_components * self.source.n_features
         threads = torch_threads(batch_work if self.device.type == "cpu" else _NO_LIMIT)
         interrupted = None
+        if interrupt.requested and self.sync is None:  # ranks stop together in run_epoch
+            interrupted = f"during setup, before optimizer step {state.step + 1}"
         try:
-            with _Interrupt() as interrupt, threads:
-                for epoch in range(done, self.n_epochs):
+            with threads:
+                for epoch in range(done if interrupted is None else self.n_epochs,
+                                   self.n_epochs):
                     position, rng_epoch = self.position, self.rng_epoch
                     self.position = self.rng_epoch = None
                     if position is None:
@@ -262,7 +298,15 @@ class _Run:
                         self._checkpoint(state, None, None)
         finally:
             progress.close()
-        return RunOutcome(state.arrays(), self.n_components, self.n_iter, self.loss_curve,
+        if interrupted is not None:
+            self._finish_interrupted(state)
+        arrays = state.arrays()
+        bad = [name for name, value in arrays.items() if not np.isfinite(value).all()]
+        if bad:
+            raise TrainingDivergedError(
+                f"{type(self.est).__name__} training produced NaN or inf in {bad}; lower "
+                "learning_rate or scale X.", arrays=arrays)
+        return RunOutcome(arrays, self.n_components, self.n_iter, self.loss_curve,
                           state.optimizer_state(), state.step, interrupted)
 
 

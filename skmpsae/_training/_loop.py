@@ -127,6 +127,37 @@ class EpochPosition:
             self.fired.zero_()
 
 
+def _check_finite(estimator, state, loss):
+    """Stop before a step that would make the parameters NaN or inf.
+
+    Checked before the optimizer applies the gradients (averaged over ranks,
+    so that every rank stops at the same step), the parameters are still
+    those of the last finite step; the error carries them.
+    """
+    from ..exceptions import TrainingDivergedError
+
+    grads = {name: p.grad for name, p in state.params.items() if p.grad is not None}
+    checks = [torch.isfinite(g).all() for g in grads.values()]
+    if loss is not None:
+        checks.append(torch.isfinite(loss.detach()))
+    # One device-to-host read per step, whatever the number of parameters.
+    if not checks or bool(torch.stack(checks).all()):
+        return
+    bad = "the loss"
+    for (name, _), ok in zip(grads.items(), checks, strict=False):
+        if not bool(ok):
+            bad = f"the gradient of {name!r}"
+            break
+    if loss is not None and not bool(checks[-1]):
+        bad = "the loss"
+    if bad is not None:
+        raise TrainingDivergedError(
+            f"{type(estimator).__name__} training diverged at optimizer step "
+            f"{state.step + 1}: {bad} is NaN or inf. Lower learning_rate, or scale X (its "
+            "squared norms must stay far from the dtype's largest value); the parameters of "
+            "the last finite step are in this error's .arrays.", arrays=state.arrays())
+
+
 def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, position, sync):
     params = state.params
     first = next(iter(params.values()))
@@ -142,7 +173,18 @@ def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, po
         position.seen += n_local
     if sync is not None:
         sync.average_gradients(state.trained(), n_local, n_total)
-    state.optimizer.step()
+    _check_finite(estimator, state, loss if n_local and sync is None else None)
+    try:
+        state.optimizer.step()
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        from ..exceptions import TrainingDivergedError
+
+        # Adam's step size (learning_rate over its bias correction) does not fit the dtype.
+        raise TrainingDivergedError(
+            f"{type(estimator).__name__} training cannot take optimizer step {state.step + 1} "
+            f"at learning_rate={state.learning_rate!r}: {exc}. Lower learning_rate.") from exc
     with torch.no_grad():
         estimator._after_step(params)
         if sync is not None:

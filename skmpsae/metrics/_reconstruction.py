@@ -4,14 +4,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils import check_array
 
-from .._validation import FLOATS
+from .._validation import FLOATS, naming
 
 __all__ = ["dead_fraction", "fvu", "l0", "r2_score"]
 
 
 def _pair(X, X_hat):
-    X = check_array(X, dtype=FLOATS, input_name="X")
-    X_hat = check_array(X_hat, dtype=FLOATS, input_name="X_hat")
+    with naming("X"):
+        X = check_array(X, dtype=FLOATS, input_name="X")
+    with naming("X_hat"):
+        X_hat = check_array(X_hat, dtype=FLOATS, input_name="X_hat")
     if X.shape != X_hat.shape:
         raise ValueError(f"X and X_hat must have the same shape, got {X.shape} and {X_hat.shape}.")
     return X.astype(np.float64, copy=False), X_hat.astype(np.float64, copy=False)
@@ -88,7 +90,9 @@ def r2_score(X: ArrayLike, X_hat: ArrayLike) -> float:
 
 
 def _codes(Z):
-    return check_array(Z, dtype=None, input_name="Z", accept_sparse=False)
+    # "numeric" keeps integer and bool codes as they are but refuses strings.
+    with naming("Z"):
+        return check_array(Z, dtype="numeric", input_name="Z", accept_sparse=False)
 
 
 def l0(Z: ArrayLike) -> float:
