@@ -24,7 +24,8 @@ FORMAT_VERSION = 1
 _CONFIG = "config.json"
 _ARRAYS = "arrays.safetensors"
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
-_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every")
+_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every", "weight_decay",
+                 "max_grad_norm")
 _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
 
 
