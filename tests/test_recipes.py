@@ -190,3 +190,59 @@ def test_recipe_overrides_and_bad_input():
         default_recipe("PCA")
     with pytest.raises(ValueError, match="must be an SAE class"):
         default_recipe(dict)
+
+
+# --------------------------------------------------------------- checkpoints
+class _CrashError(RuntimeError):
+    pass
+
+
+def _fit_crashing_at(est, step, X):
+    original, done = est._after_step, {"n": 0}
+
+    def after_step(params):
+        original(params)
+        done["n"] += 1
+        if done["n"] == step:
+            raise _CrashError
+
+    est._after_step = after_step
+    with pytest.raises(_CrashError):
+        est.fit(X)
+
+
+@pytest.mark.parametrize("options", [{"weight_decay": 1e-3}, {"max_grad_norm": 0.05},
+                                     {"weight_decay": 1e-3, "max_grad_norm": 0.05}])
+def test_resume_with_adamw_or_clipping_equals_uninterrupted_run(X, tmp_path, options):
+    params = dict(FAST, max_iter=3, **options)
+    reference = MatchingPursuitSAE(**params).fit(X)
+    ckpt = dict(params, checkpoint_dir=tmp_path, checkpoint_every=2)
+    _fit_crashing_at(MatchingPursuitSAE(**ckpt), 5, X)  # after the checkpoint at step 4
+    resumed = MatchingPursuitSAE(**ckpt).fit(X)
+    if len(options) == 1:
+        np.testing.assert_array_equal(resumed.components_, reference.components_)
+        assert resumed.loss_curve_ == reference.loss_curve_
+    else:
+        # Both together resume to float32 rounding (measured: 3e-8), not to the bit; the
+        # cause is not found yet (each option alone resumes bit for bit).
+        np.testing.assert_allclose(resumed.components_, reference.components_, atol=1e-6)
+        np.testing.assert_allclose(resumed.loss_curve_, reference.loss_curve_, rtol=1e-5)
+    if "weight_decay" in options:
+        with pytest.raises(ValueError, match="weight_decay=0.001, but this one has "
+                                             "weight_decay=0.0"):
+            MatchingPursuitSAE(**dict(ckpt, weight_decay=0.0)).fit(X)
+
+
+def test_checkpoint_written_before_the_options_resumes(X, tmp_path):
+    import json
+
+    ckpt = dict(FAST, max_iter=2, checkpoint_dir=tmp_path)
+    done = MatchingPursuitSAE(**ckpt).fit(X)
+    for meta_path in tmp_path.glob("step-*/checkpoint.json"):
+        meta = json.loads(meta_path.read_text())
+        del meta["params"]["weight_decay"], meta["params"]["max_grad_norm"]
+        meta_path.write_text(json.dumps(meta))
+    again = MatchingPursuitSAE(**ckpt).fit(X)  # found finished: not trained again
+    np.testing.assert_array_equal(again.components_, done.components_)
+    with pytest.raises(ValueError, match="weight_decay=0.0, but this one has weight_decay=0.1"):
+        MatchingPursuitSAE(**dict(ckpt, weight_decay=0.1)).fit(X)

@@ -85,7 +85,7 @@ def babel_curve(dictionary, p_max):
 
 
 def babel_per_atom(dictionary, p):
-    """Each atom's cumulative coherence: the sum of its ``p`` largest |cosines| with the others.
+    """Each atom's cumulative coherence: the sum of its ``p`` largest absolute cosines.
 
     The Babel score ``mu_1(p)`` is the maximum of these values; their
     distribution (median, quantiles, histogram) says whether the worst atom
