@@ -3,8 +3,9 @@
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._checks import check_codes
+from .._validation import check_codes
 from ._coactivation import image_mask, modality_ratio
 
 __all__ = ["CrossModalShare", "cross_modal_share"]
@@ -21,7 +22,8 @@ class CrossModalShare(NamedTuple):
     n_alive: int
 
 
-def cross_modal_share(Z, modality, *, image_label=None, band=(0.25, 0.75)):
+def cross_modal_share(Z: ArrayLike, modality: ArrayLike, *, image_label=None,
+                      band: tuple = (0.25, 0.75)) -> CrossModalShare:
     """Share of latents with a middle modality score, by count and by activation mass.
 
     With ``score_i = modality_score(Z, modality)[i]`` and the band
