@@ -66,6 +66,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
+        # Recipe options (skmpsae.recipes): AdamW's decay, clipping of the global gradient norm.
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     #: Names of the fitted arrays; each is exposed as a fitted ``name + "_"``.

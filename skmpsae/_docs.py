@@ -1,7 +1,7 @@
 """Docstring fragments that several estimators share, written once."""
 
-__all__ = ["EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "TRAINING_CONTROL", "fill_shared",
-           "with_shared_docs"]
+__all__ = ["EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "OPTIMIZER_OPTIONS", "TRAINING_CONTROL",
+           "fill_shared", "with_shared_docs"]
 
 #: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
 TRAINING_CONTROL = """\
@@ -17,6 +17,18 @@ TRAINING_CONTROL = """\
         Also checkpoint every this many optimizer steps.
 """
 
+#: The optimizer options of every SAE (``BaseSAE``'s training loop).
+OPTIMIZER_OPTIONS = """\
+    weight_decay : float, default=0.0
+        Decoupled weight decay: positive values train with AdamW (Loshchilov
+        & Hutter 2019) instead of Adam; 0 is plain Adam. The paper's recipe
+        uses 1e-5 (:func:`skmpsae.recipes.paper_recipe`).
+    max_grad_norm : float, default=None
+        Clip the global L2 norm of the gradients of all trained parameters
+        to this value before each optimizer step (the loss is the mean
+        squared reconstruction error per sample, so the norm scales with the
+        data). None: no clipping.
+"""
 
 #: The ``memory`` and ``verbose`` parameters of every embedder.
 EMBEDDER_RUNTIME = """\
@@ -47,12 +59,13 @@ EMBEDDER_DEVICE = """\
 def fill_shared(doc, **fragments):
     """``doc`` with each marker line ``    {name}`` replaced by its fragment.
 
-    ``training_control``, ``embedder_runtime`` and ``embedder_device`` are
-    always known; other fragments are passed by name.
+    ``training_control``, ``optimizer_options``, ``embedder_runtime`` and
+    ``embedder_device`` are always known; other fragments are passed by name.
     """
     if not doc:  # None under python -OO
         return doc
     for name, text in {"training_control": TRAINING_CONTROL,
+                        "optimizer_options": OPTIMIZER_OPTIONS,
                         "embedder_runtime": EMBEDDER_RUNTIME,
                         "embedder_device": EMBEDDER_DEVICE, **fragments}.items():
         doc = doc.replace(f"    {{{name}}}\n", text)

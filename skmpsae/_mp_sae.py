@@ -66,6 +66,7 @@ class MatchingPursuitSAE(BaseSAE):
     verbose : int, default=0
         Show a progress bar when positive.
     {training_control}
+    {optimizer_options}
 
     Attributes
     ----------
@@ -111,7 +112,8 @@ class MatchingPursuitSAE(BaseSAE):
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
                  random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None):
+                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
+                 max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -130,6 +132,8 @@ class MatchingPursuitSAE(BaseSAE):
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
 
     # ------------------------------------------------------------- training
     def _init_arrays(self, X, n_components, rng):

@@ -49,7 +49,8 @@ _FILES = {_CONFIG, _ARRAYS}
 _MAX_CONFIG_BYTES = 16 * 2**20  # loss curves and feature names included
 _MAX_ARRAY_BYTES = 2**40
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
-_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every")
+_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every", "weight_decay",
+                 "max_grad_norm")
 _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
 
 

@@ -53,6 +53,7 @@ _COMMON_DOC = fill_shared("""
     verbose : int, default=0
         Show a progress bar when positive.
     {training_control}
+    {optimizer_options}
 
     Attributes
     ----------
@@ -104,7 +105,8 @@ class TopKSAE(LinearSAE):
                  batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
                  random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None):
+                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
+                 max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -123,6 +125,8 @@ class TopKSAE(LinearSAE):
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
 
     def _init_buffers(self, n_components):
         return {"samples_since_fired": np.zeros(n_components)}

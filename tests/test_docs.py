@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 USER_GUIDE = sorted((DOCS / "user_guide").glob("*.rst"))
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
-PUBLIC_MODULES = ["skmpsae", "skmpsae.metrics", "skmpsae.scorers", "skmpsae.inspection",
-                  "skmpsae.datasets", "skmpsae.embedders", "skmpsae.exceptions",
-                  "skmpsae.visualization"]
+PUBLIC_MODULES = ["skmpsae", "skmpsae.metrics", "skmpsae.recipes", "skmpsae.scorers",
+                  "skmpsae.inspection", "skmpsae.datasets", "skmpsae.embedders",
+                  "skmpsae.exceptions", "skmpsae.visualization"]
 BUILD_TIMEOUT_S = 1800
 
 pytest.importorskip("sphinx", reason="the docs need the test extra (sphinx, numpydoc, ...)")

@@ -46,6 +46,8 @@ _META_KEYS = {"class", "params", "data", "n_components", "step", "n_iter", "firs
 #: Parameters that may differ between the run that wrote a checkpoint and the one resuming it.
 _FREE_PARAMS = {"verbose", "device", "checkpoint_dir", "checkpoint_every", "warm_start"}
 _jsonable = to_jsonable
+#: Parameters added after checkpoints were first written: absent from one, they had these values.
+_ADDED_DEFAULTS = {"weight_decay": 0.0, "max_grad_norm": None}
 
 
 def check_checkpoint_dir(path):
@@ -271,7 +273,7 @@ class CheckpointStore:
         for key, value in params.items():
             if key in _FREE_PARAMS:
                 continue
-            saved = meta["params"].get(key)
+            saved = meta["params"].get(key, _ADDED_DEFAULTS.get(key))
             if _jsonable(value) != saved:
                 raise ValueError(
                     f"{where} holds a checkpoint of a run with {key}={saved!r}, but this one "

@@ -22,7 +22,7 @@ from ..exceptions import TrainingDivergedError
 from ._checkpoint import CheckpointStore, check_checkpoint_dir
 from ._data import ArraySource
 from ._distributed import Sync
-from ._loop import EpochPosition, EpochResult, TrainState, run_epoch
+from ._loop import EpochPosition, EpochResult, TrainState, optimizer_options, run_epoch
 from ._schedule import constant, warmup_cosine
 
 __all__ = ["RunOutcome", "train"]
@@ -141,7 +141,7 @@ class _Run:
             p = self.previous
             state = TrainState(p["arrays"], learning_rate=est.learning_rate, device=self.device,
                                optimizer_state=p["optimizer_state"], step=p["step"],
-                               buffer_names=est._buffer_names)
+                               buffer_names=est._buffer_names, **optimizer_options(est))
             self.n_components = p["n_components"]
             self.loss_curve, self.n_iter = list(p["loss_curve"]), p["n_iter"]
         else:
@@ -150,7 +150,7 @@ class _Run:
                       est._init_arrays(self.source.sample(), self.n_components,
                                        self.rng).items()}
             state = TrainState(arrays, learning_rate=est.learning_rate, device=self.device,
-                               buffer_names=est._buffer_names)
+                               buffer_names=est._buffer_names, **optimizer_options(est))
             self.loss_curve, self.n_iter = [], 0
         if self.sync is not None:
             # Every rank starts from rank 0's parameters and random stream.
@@ -183,7 +183,8 @@ class _Run:
         dtype = np.dtype(meta["data"]["dtype"])
         arrays = {name: np.asarray(value, dtype=dtype) for name, value in saved["arrays"].items()}
         state = TrainState(arrays, learning_rate=self.est.learning_rate, device=self.device,
-                           step=meta["step"], buffer_names=self.est._buffer_names)
+                           step=meta["step"], buffer_names=self.est._buffer_names,
+                           **optimizer_options(self.est))
         state.load_adam_by_name(saved["adam"])
         self.n_components = meta["n_components"]
         self.loss_curve, self.n_iter = list(meta["loss_curve"]), meta["n_iter"]

@@ -2,7 +2,7 @@
 
 An estimator provides hooks (see ``skmpsae._base.BaseSAE``): the loss of a
 batch, what to do after each optimizer step, and at the end of an epoch. This
-module owns the parameters, the Adam optimizer, the schedule and the
+module owns the parameters, the Adam(W) optimizer, gradient clipping, the schedule and the
 bookkeeping of which latents fired; batches come from a data source
 (``_data``), and under ``torch.distributed`` gradients are averaged across
 ranks (``_distributed``).
@@ -13,7 +13,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["EpochPosition", "EpochResult", "TrainState", "run_epoch"]
+__all__ = ["EpochPosition", "EpochResult", "TrainState", "optimizer_options", "run_epoch"]
+
+
+def optimizer_options(estimator):
+    """The estimator's recipe options that ``TrainState`` takes, by name."""
+    return {"weight_decay": float(getattr(estimator, "weight_decay", 0.0)),
+            "max_grad_norm": getattr(estimator, "max_grad_norm", None)}
 
 
 class TrainState:
@@ -22,19 +28,33 @@ class TrainState:
     ``params`` holds every array by name: the trained ones as ``nn.Parameter``
     and the ``buffer_names`` (state such as thresholds or penalty weights,
     updated by the estimator's hooks) as plain tensors outside the optimizer.
+    ``weight_decay > 0`` makes the optimizer AdamW (decoupled decay, Loshchilov
+    & Hutter); 0 is plain Adam. ``max_grad_norm`` clips the global norm of the
+    gradients of all trained parameters before each step.
     """
 
     def __init__(self, arrays, *, learning_rate, device, optimizer_state=None, step=0,
-                 buffer_names=()):
+                 buffer_names=(), weight_decay=0.0, max_grad_norm=None):
         self.params = {}
         for name, value in arrays.items():
             tensor = torch.as_tensor(np.ascontiguousarray(value)).to(device)
             self.params[name] = tensor if name in buffer_names else torch.nn.Parameter(tensor)
         self.learning_rate = learning_rate
         self.buffer_names = tuple(buffer_names)
-        self.optimizer = torch.optim.Adam(self.trained(), lr=learning_rate)
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        if weight_decay > 0:
+            self.optimizer = torch.optim.AdamW(self.trained(), lr=learning_rate,
+                                               weight_decay=weight_decay)
+        else:  # exactly the Adam of before the option existed
+            self.optimizer = torch.optim.Adam(self.trained(), lr=learning_rate)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
+            # The saved groups carry the previous run's decay: this run's parameters win.
+            for group in self.optimizer.param_groups:
+                group["weight_decay"] = weight_decay
+                if "decoupled_weight_decay" in group:
+                    group["decoupled_weight_decay"] = weight_decay > 0
         self.step = step
 
     def trained(self):
@@ -174,6 +194,9 @@ def _step(estimator, state, chunk, n_local, n_total, *, rng, schedule, epoch, po
     if sync is not None:
         sync.average_gradients(state.trained(), n_local, n_total)
     _check_finite(estimator, state, loss if n_local and sync is None else None)
+    if state.max_grad_norm is not None:
+        # After averaging: every rank clips the same global gradient alike.
+        torch.nn.utils.clip_grad_norm_(state.trained(), state.max_grad_norm)
     try:
         state.optimizer.step()
     except RuntimeError as exc:

@@ -160,32 +160,47 @@ def bridge_score(Z_image: ArrayLike, Z_text: ArrayLike, dictionary) -> np.ndarra
     return coactivation
 
 
-def effective_rank(Z: ArrayLike) -> float:
+def effective_rank(Z: ArrayLike, *, centered: bool = False) -> float:
     """Effective rank of the co-activation matrix of the latents (Roy & Vetterli 2007).
 
-    With ``A = (Z != 0)`` (which latents fire on which samples) and the
-    co-activation matrix ``C = A^T A / n_samples`` with singular values
-    ``s_1 .. s_r``::
+    With ``A = (Z != 0)`` (which latents fire on which samples), ``n`` samples
+    and the co-activation matrix ``C`` with singular values ``s_1 .. s_r``::
 
+        centered=False:  C = A^T A / n                         (SPEC section 5)
+        centered=True:   C = (A - m)^T (A - m) / n,  m = mean of A over samples
         p_k = s_k / sum_l s_l,    effective_rank = exp(-sum_k p_k log p_k)
 
     It lies between 1 (all firing patterns are multiples of one) and the
     number of latents that fire (latents that fire independently of each
     other with equal frequency). A wider range of latent combinations gives a
-    higher effective rank. Dead latents and all-zero rows change nothing and
-    are dropped first; the singular values come from the eigenvalues of the
-    smaller of ``A^T A`` and ``A A^T``.
+    higher effective rank.
+
+    Which to use. The uncentred matrix holds the firing rates' outer product
+    ``n m^T m`` besides the covariance. Its top singular value, the mean
+    firing pattern, grows with the number of active latents per sample
+    (about ``k`` times a typical one), so its share of the spectrum grows with
+    ``k`` and the uncentred rank falls mechanically as ``k`` rises, even for
+    latents that fire independently. The centred version (the covariance of
+    the firing indicators) removes that mode and measures only how varied
+    the combinations are; compare SAEs at several ``k`` with both.
+
+    Dead latents change nothing and are dropped first (and, uncentred,
+    all-zero rows); the singular values are the eigenvalues of the smaller of
+    ``M^T M`` and ``M M^T`` (``M`` the matrix of indicators, centred or not).
 
     Parameters
     ----------
     Z : array-like of shape (n_samples, n_components)
         Codes; only their nonzero pattern is used.
+    centered : bool, default=False
+        Subtract each latent's firing rate before forming the co-activation
+        matrix (a covariance instead of a second moment).
 
     Returns
     -------
     rank : float
-        The effective rank; 0.0 when no latent ever fires (the rank of a zero
-        matrix).
+        The effective rank; 0.0 when the matrix is zero (no latent fires or,
+        centred, every latent fires on all samples or on none).
 
     References
     ----------
@@ -198,16 +213,29 @@ def effective_rank(Z: ArrayLike) -> float:
     >>> from skmpsae.metrics import effective_rank
     >>> round(effective_rank(np.eye(3)), 6)  # three latents firing alone, equally often
     3.0
+    >>> round(effective_rank(np.eye(3), centered=True), 6)  # I - 1/3: eigenvalues 1, 1, 0
+    2.0
     >>> effective_rank([[1.0, 2.0], [3.0, 1.0]])  # always together: one pattern
     1.0
     >>> effective_rank(np.zeros((2, 3)))
     0.0
     """
+    if not isinstance(centered, (bool, np.bool_)):
+        raise ValueError(f"centered must be True or False, got {centered!r}.")
     A = check_codes(Z) != 0
-    A = A[:, A.any(axis=0)][A.any(axis=1)].astype(np.float64)
+    A = A[:, A.any(axis=0)].astype(np.float64)
+    if centered:
+        # All-zero rows carry the firing rates here: they stay.
+        A -= A.mean(axis=0)
+    else:
+        A = A[A.any(axis=1)]
     if A.size == 0:
         return 0.0
     gram = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
     eigenvalues = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
+    # Centring leaves eigenvalues that are zero up to rounding: below this share they are zero.
+    eigenvalues[eigenvalues <= 1e-12 * max(eigenvalues.max(), 1e-300)] = 0.0
+    if not eigenvalues.any():
+        return 0.0
     p = eigenvalues[eigenvalues > 0] / eigenvalues.sum()
     return float(np.exp(-(p * np.log(p)).sum()))

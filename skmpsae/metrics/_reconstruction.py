@@ -19,12 +19,25 @@ def _pair(X, X_hat):
     return X.astype(np.float64, copy=False), X_hat.astype(np.float64, copy=False)
 
 
-def fvu(X: ArrayLike, X_hat: ArrayLike) -> float:
+_CENTERINGS = ("per_feature", "global")
+
+
+def _total(X, centering):
+    """``sum ||x - mean||^2`` with the mean of each feature or of every entry."""
+    if centering not in _CENTERINGS:
+        raise ValueError(f"centering must be one of {list(_CENTERINGS)}, got {centering!r}.")
+    mean = X.mean(axis=0) if centering == "per_feature" else X.mean()
+    return float(((X - mean) ** 2).sum())
+
+
+def fvu(X: ArrayLike, X_hat: ArrayLike, *, centering: str = "per_feature") -> float:
     """Fraction of variance unexplained, ``sum ||x - x_hat||^2 / sum ||x - mean(X)||^2``.
 
-    The mean is taken per feature (over samples). When ``X`` has no variance the
-    result is 0.0 for a perfect reconstruction and 1.0 otherwise, as in
-    scikit-learn's ``r2_score(force_finite=True)``.
+    With ``centering="per_feature"`` the mean is taken per feature (over
+    samples), ``mean(X, axis=0)``; with ``"global"`` it is the single mean of
+    every entry of ``X``. When ``X`` has no variance the result is 0.0 for a
+    perfect reconstruction and 1.0 otherwise, as in scikit-learn's
+    ``r2_score(force_finite=True)``.
 
     Parameters
     ----------
@@ -32,6 +45,8 @@ def fvu(X: ArrayLike, X_hat: ArrayLike) -> float:
         Original samples.
     X_hat : array-like of shape (n_samples, n_features)
         Their reconstructions, e.g. ``sae.inverse_transform(sae.transform(X))``.
+    centering : {"per_feature", "global"}, default="per_feature"
+        What the total variance is measured around (see :func:`r2_score`).
 
     Returns
     -------
@@ -50,18 +65,33 @@ def fvu(X: ArrayLike, X_hat: ArrayLike) -> float:
     0.5
     """
     X, X_hat = _pair(X, X_hat)
+    total = _total(X, centering)
     err = float(((X - X_hat) ** 2).sum())
-    total = float(((X - X.mean(axis=0)) ** 2).sum())
     if total == 0.0:
         return 0.0 if err == 0.0 else 1.0
     return err / total
 
 
-def r2_score(X: ArrayLike, X_hat: ArrayLike) -> float:
-    """Explained variance ``R^2 = 1 - fvu(X, X_hat)`` (per-feature centring).
+def r2_score(X: ArrayLike, X_hat: ArrayLike, *, centering: str = "per_feature") -> float:
+    """Explained variance ``R^2 = 1 - fvu(X, X_hat)``, per-feature centring by default.
 
-    Equals scikit-learn's ``r2_score(X, X_hat, multioutput="variance_weighted")``,
-    and what every SAE's ``score(X)`` returns for its own reconstruction.
+    ::
+
+        per_feature:  R^2 = 1 - sum_nf (x_nf - xhat_nf)^2 / sum_nf (x_nf - mean_n x_nf)^2
+        global:       R^2 = 1 - sum_nf (x_nf - xhat_nf)^2 / sum_nf (x_nf - mean_nf x_nf)^2
+
+    The default (SPEC section 5) measures the variance around the mean
+    embedding, each feature centred on its own mean. It equals scikit-learn's
+    ``r2_score(X, X_hat, multioutput="variance_weighted")`` (the per-feature
+    R² averaged with weights the features' variances) and is what every SAE's
+    ``score(X)`` returns. ``centering="global"`` centres every entry on the
+    one mean of all of ``X``, as some public SAE code computes it (a variance
+    over the flattened batch); that total is larger by
+    ``n_samples * sum_f (mean_f - mean)^2`` (the spread of the feature means
+    around the grand mean), so the R² is higher whenever the features' means
+    differ (for example embeddings with a common offset).
+    It equals scikit-learn's ``r2_score(X.ravel(), X_hat.ravel())``. Say
+    which one a number uses before comparing it with another library's.
 
     Parameters
     ----------
@@ -69,6 +99,8 @@ def r2_score(X: ArrayLike, X_hat: ArrayLike) -> float:
         Original samples.
     X_hat : array-like of shape (n_samples, n_features)
         Their reconstructions.
+    centering : {"per_feature", "global"}, default="per_feature"
+        Mean of each feature (over samples), or one mean of every entry.
 
     Returns
     -------
@@ -85,8 +117,12 @@ def r2_score(X: ArrayLike, X_hat: ArrayLike) -> float:
     >>> from skmpsae.metrics import r2_score
     >>> r2_score([[0.0, 0.0], [2.0, 2.0]], [[0.0, 0.0], [2.0, 1.0]])  # 1 - 1 / 4
     0.75
+    >>> r2_score([[0.0, 2.0], [2.0, 4.0]], [[0.0, 2.0], [2.0, 3.0]])  # 1 - 1 / 4
+    0.75
+    >>> r2_score([[0.0, 2.0], [2.0, 4.0]], [[0.0, 2.0], [2.0, 3.0]], centering="global")
+    0.875
     """
-    return 1.0 - fvu(X, X_hat)
+    return 1.0 - fvu(X, X_hat, centering=centering)
 
 
 def _codes(Z):
