@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 
 from ._base import BaseSAE, _is_dask
+from ._budget import calibrate, calibrated_stop, check_threshold
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._docs import with_shared_docs
@@ -58,6 +59,18 @@ class MatchingPursuitSAE(BaseSAE):
     revive_dead : bool, default=True
         At the end of each epoch but the last, atoms that were never selected
         are reset to the normalised residuals of badly reconstructed samples.
+    residual_threshold : float, default=None
+        Budget mode (absolute residual stop): in training and, by default, in
+        ``transform``, a sample's pursuit stops once ``||r||^2 <=
+        residual_threshold``, with ``k`` as the cap. One level for every
+        sample, so flat samples get fewer atoms than textured ones (a mean
+        budget, as threshold SAEs spend). None: ``k`` steps per sample.
+    coef_threshold : float, default=None
+        Budget mode (global coefficient stop): a sample's pursuit stops
+        instead of adding a coefficient of magnitude below
+        ``coef_threshold`` (training and, by default, ``transform``; ``k`` is
+        the cap). To reach a target mean L0 at inference, see
+        ``calibrate_budget``.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and dropout.
     device : str, default="auto"
@@ -84,6 +97,11 @@ class MatchingPursuitSAE(BaseSAE):
         Epochs run (``fit`` and ``partial_fit`` together).
     loss_curve_ : list of float
         Mean training loss of each epoch.
+    budget_threshold_ : float
+        Set by ``calibrate_budget``: the threshold of ``budget_mode_``
+        (``"coef"`` or ``"residual"``) that gives mean L0 ``budget_l0_`` on
+        the calibration rows with at most ``budget_n_steps_`` steps; used by
+        ``transform(X, budget="calibrated")``.
 
     Examples
     --------
@@ -106,14 +124,16 @@ class MatchingPursuitSAE(BaseSAE):
         "init": [StrOptions({"data", "random"})],
         "atom_dropout": [Interval(Real, 0, 1, closed="left")],
         "revive_dead": ["boolean"],
+        "residual_threshold": [Interval(Real, 0, None, closed="left"), None],
+        "coef_threshold": [Interval(Real, 0, None, closed="left"), None],
     }
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, positive_code=True,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
-                 random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
-                 max_grad_norm=None):
+                 residual_threshold=None, coef_threshold=None, random_state=None,
+                 device="auto", verbose=0, warm_start=False, checkpoint_dir=None,
+                 checkpoint_every=None, weight_decay=0.0, max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -126,6 +146,8 @@ class MatchingPursuitSAE(BaseSAE):
         self.bias_init = bias_init
         self.atom_dropout = atom_dropout
         self.revive_dead = revive_dead
+        self.residual_threshold = residual_threshold
+        self.coef_threshold = coef_threshold
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -146,15 +168,22 @@ class MatchingPursuitSAE(BaseSAE):
     def _batch_loss(self, params, xb, *, epoch, rng):
         import torch
 
-        from ._pursuit._train_pass import pursuit_loss, select_atoms
+        from ._pursuit._train_pass import pursuit_loss, select_atoms, select_budgeted
 
         D, b = params["components"], params["bias"]
         if self.atom_dropout > 0 and epoch == 0:
             keep = torch.from_numpy(rng.random(D.shape[0]) >= self.atom_dropout)
             D = D * keep.to(device=D.device, dtype=D.dtype).unsqueeze(1)
-        idx, _ = select_atoms(D.detach(), b.detach(), xb, self.k, self.positive_code)
+        steps = None
+        if self.residual_threshold is None and self.coef_threshold is None:
+            idx, _ = select_atoms(D.detach(), b.detach(), xb, self.k, self.positive_code)
+        else:
+            idx, steps = select_budgeted(D.detach(), b.detach(), xb, self.k, self.positive_code,
+                                         residual_threshold=self.residual_threshold,
+                                         coef_threshold=self.coef_threshold)
+            steps = steps.to(xb.device)
         idx = idx.to(xb.device)
-        loss, coef = pursuit_loss(D, b, xb, idx, self.positive_code)
+        loss, coef = pursuit_loss(D, b, xb, idx, self.positive_code, steps)
         fired = torch.bincount(idx[coef.detach() != 0], minlength=D.shape[0])
         return loss, fired
 
@@ -173,7 +202,13 @@ class MatchingPursuitSAE(BaseSAE):
                          batch_size=self.batch_size, rng=rng)
 
     # ------------------------------------------------------------ inference
-    def _encode(self, X, n_steps, tol=None):
+    def _encode(self, X, n_steps, tol=None, residual_threshold=None, coef_threshold=None,
+                defaults=True):
+        if defaults:  # the trained budget stops, unless the caller gives its own
+            if residual_threshold is None:
+                residual_threshold = self.residual_threshold
+            if coef_threshold is None:
+                coef_threshold = self.coef_threshold
         arrays = self._cast(X.dtype)
         D, b = arrays["components"], arrays["bias"]
         device = resolve_device(self.device)
@@ -193,9 +228,11 @@ class MatchingPursuitSAE(BaseSAE):
             if gram is None and fits:
                 gram = arrays["gram"] = gram_matrix(D)
         return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
-                      gram=gram, backend=backend, device=device)
+                      gram=gram, backend=backend, device=device,
+                      residual_threshold=residual_threshold, coef_threshold=coef_threshold)
 
-    def transform(self, X, n_steps=None, tol=None):
+    def transform(self, X, n_steps=None, tol=None, residual_threshold=None,
+                  coef_threshold=None, budget=None):
         """Sparse codes of ``X`` by matching pursuit.
 
         Parameters
@@ -207,6 +244,16 @@ class MatchingPursuitSAE(BaseSAE):
             reconstruction error never increases with more steps.
         tol : float, default=None
             Stop a sample early once ``||r||^2 <= tol * ||x - bias_||^2``.
+        residual_threshold : float, default=None
+            Stop a sample once ``||r||^2 <= residual_threshold`` (the same
+            level for all samples); None: the estimator's parameter.
+        coef_threshold : float, default=None
+            Stop a sample instead of adding a coefficient of magnitude below
+            it; None: the estimator's parameter.
+        budget : {"calibrated"}, default=None
+            ``"calibrated"``: the stop set by ``calibrate_budget`` (its mode,
+            threshold and step cap; ``n_steps`` overrides the cap). The other
+            stops must then be None.
 
         Returns
         -------
@@ -228,12 +275,74 @@ class MatchingPursuitSAE(BaseSAE):
         >>> early = sae.transform(X, n_steps=64, tol=0.1)  # stop at 10% residual energy
         >>> l0(early) < 64
         True
+        >>> flat_or_not = sae.transform(X, n_steps=16, coef_threshold=0.5)  # a mean budget
+        >>> bool(np.ptp((flat_or_not != 0).sum(axis=1)) > 0)
+        True
         """
         if _is_dask(X):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
-                                   n_steps=n_steps, tol=tol)
+                                   n_steps=n_steps, tol=tol, residual_threshold=residual_threshold,
+                                   coef_threshold=coef_threshold, budget=budget)
         X = self._validate_input(X)
-        if tol is not None and (not isinstance(tol, Real) or isinstance(tol, bool)
-                                or not np.isfinite(tol) or tol < 0):
-            raise ValueError(f"tol must be a non-negative float or None, got {tol!r}.")
-        return self._encode(X, self._check_n_steps(n_steps), tol=tol)
+        for name, value in (("tol", tol), ("residual_threshold", residual_threshold),
+                            ("coef_threshold", coef_threshold)):
+            check_threshold(value, name)
+        if budget is None:
+            return self._encode(X, self._check_n_steps(n_steps), tol=tol,
+                                residual_threshold=residual_threshold,
+                                coef_threshold=coef_threshold)
+        kw = calibrated_stop(self, budget, tol, residual_threshold, coef_threshold)
+        n_steps = self.budget_n_steps_ if n_steps is None else self._check_n_steps(n_steps)
+        return self._encode(X, n_steps, defaults=False, **kw)
+
+    def calibrate_budget(self, X, target_l0, *, mode="coef", n_steps=None):
+        """Choose the budget threshold that gives mean L0 ``target_l0`` on ``X``.
+
+        The stop of ``mode`` (``"coef"``: the global coefficient stop,
+        ``"residual"``: the absolute residual stop) is set so that the mean
+        number of nonzero codes per row of ``X`` is as close to ``target_l0``
+        as a threshold can make it (L0 is a step function of the threshold),
+        with at most ``n_steps`` steps per sample; ``transform(X,
+        budget="calibrated")`` then uses it. This is the MP-SAE counterpart
+        of BatchTopK's ``threshold_``: equal mean L0, not equal L0 per sample.
+
+        Pass held-out rows (a validation split), not the training rows: MP
+        fits its training rows better than new ones, so their coefficients
+        and residuals fall faster, and a threshold calibrated there gives a
+        higher mean L0 on new data than the target.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Calibration rows (held out from training).
+        target_l0 : float
+            Target mean number of nonzero codes per row, in ``(0, n_steps]``.
+        mode : {"coef", "residual"}, default="coef"
+            Which stop to calibrate.
+        n_steps : int, default=None
+            Step cap; ``max(2 * k, ceil(2 * target_l0))`` when None.
+
+        Returns
+        -------
+        self : MatchingPursuitSAE
+            With ``budget_mode_``, ``budget_threshold_``, ``budget_n_steps_``
+            and ``budget_l0_`` (the mean L0 reached on ``X``) set.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skmpsae import MatchingPursuitSAE
+        >>> from skmpsae.metrics import l0
+        >>> X = load_digits().data / 16
+        >>> X_train, X_val = X[:1400], X[1400:]
+        >>> sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0)
+        >>> sae = sae.fit(X_train).calibrate_budget(X_val, target_l0=6)
+        >>> round(sae.budget_l0_)
+        6
+        >>> codes = sae.transform(X_val, budget="calibrated")
+        >>> bool(abs(l0(codes) - 6) < 0.5)
+        True
+        """
+        X = self._validate_input(X)
+        calibrate(self, X, target_l0, mode, n_steps)
+        return self

@@ -108,7 +108,7 @@ def emu_launch(lib, name, grid, block, args):
 
 
 def run_kernel(lib, C, G, n_steps, positive, thresh, rsq, *, block=64, grid=None,
-               write_codes=False):
+               write_codes=False, min_coef=0.0):
     """``(idx, coef, C after, rsq after)`` from the emulated kernel; inputs are not modified."""
     C = np.array(C, order="C")
     rsq = rsq.copy()
@@ -119,16 +119,17 @@ def run_kernel(lib, C, G, n_steps, positive, thresh, rsq, *, block=64, grid=None
     i32 = np.int32
     emu_launch(lib, name, grid or n, block,
                (C, np.ascontiguousarray(G), i32(n), i32(k), i32(n_steps), i32(positive),
-                i32(thresh.size > 0), thresh, rsq, idx, coef, i32(write_codes)))
+                i32(thresh.size > 0), thresh, rsq, idx, coef, i32(write_codes),
+                C.dtype.type(min_coef)))
     return idx, coef, C, rsq
 
 
-def reference(C, G, n_steps, positive, thresh, rsq):
+def reference(C, G, n_steps, positive, thresh, rsq, min_coef=0.0):
     """``(idx, coef, C after, rsq after)`` from the NumPy reference."""
     C, rsq = C.copy(), rsq.copy()
     idx = np.empty((C.shape[0], n_steps), dtype=np.int64)
     coef = np.empty((C.shape[0], n_steps), dtype=C.dtype)
-    _numpy.gram_pursuit(C, G, n_steps, positive, thresh.copy(), rsq, idx, coef)
+    _numpy.gram_pursuit(C, G, n_steps, positive, thresh.copy(), rsq, idx, coef, min_coef)
     return idx, coef, C, rsq
 
 
@@ -159,14 +160,16 @@ def random_problem(n, n_features, n_components, dtype, seed):
 
 
 def check_against_reference(lib, C, G, n_steps, positive, thresh, rsq, write_codes=False,
-                            **launch):
+                            min_coef=0.0, **launch):
     """Selections equal to the reference's, bit for bit, and so are the squared
     residual norms tracked for ``tol`` and the rows left in ``C``: the final
     correlations (each sample's stop leaves its row as the reference does), or
     with ``write_codes`` the dense codes."""
     idx, coef, C_after, rsq_after = run_kernel(lib, C, G, n_steps, positive, thresh, rsq,
-                                               write_codes=write_codes, **launch)
-    ref_idx, ref_coef, ref_C, ref_rsq = reference(C, G, n_steps, positive, thresh, rsq)
+                                               write_codes=write_codes, min_coef=min_coef,
+                                               **launch)
+    ref_idx, ref_coef, ref_C, ref_rsq = reference(C, G, n_steps, positive, thresh, rsq,
+                                                  min_coef)
     assert_array_equal(idx, ref_idx)
     assert_same_bits(coef, ref_coef)
     assert_same_bits(rsq_after, ref_rsq)
@@ -206,6 +209,31 @@ def test_emulated_kernel_stops_when_residual_equals_tolerance(emulator, dtype, p
     idx, coef = check_against_reference(emulator, C, G, 4, positive, thresh, rsq)
     steps = (coef != 0).sum(axis=1)
     assert_array_equal(steps, [2, 1, 1] if tol else [4, 2, 3])
+
+
+@pytest.mark.parametrize("mode", ["residual", "coef", "both"])
+@pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_emulated_kernel_budget_modes(emulator, dtype, positive, mode):
+    # The absolute residual stop (thresh filled with one level) and the
+    # coefficient stop (min_coef), alone and together, as the core passes them.
+    # 65 atoms leave part of the last pass of a 64-thread block empty.
+    n_components = 65
+    X, D = random_problem(12, 12, n_components, dtype, seed=n_components + 1)
+    X *= np.linspace(0.2, 2.0, 12, dtype=dtype)[:, None]  # flat and textured samples
+    C, G, _, _ = correlations(X, D, None)
+    rsq = np.einsum("ij,ij->i", X, X)
+    empty = np.empty(0, dtype=dtype)
+    thresh = np.full(12, np.median(rsq) / 3, dtype=dtype) if mode != "coef" else empty
+    rsq = rsq if mode != "coef" else empty
+    min_coef = float(np.median(np.abs(C).max(axis=1)) / 4) if mode != "residual" else 0.0
+    idx, coef = check_against_reference(emulator, C, G, 9, positive, thresh, rsq,
+                                        min_coef=min_coef, block=64, grid=5,
+                                        write_codes=mode == "coef")
+    steps = (coef != 0).sum(axis=1)
+    assert steps.min() < 9 and steps.max() > steps.min()  # budget moves between samples
+    if min_coef:
+        assert (np.abs(coef[coef != 0]) >= dtype(min_coef)).all()
 
 
 @pytest.mark.parametrize("block, grid", [(32, 1), (96, 3), (256, 40)])
@@ -336,12 +364,15 @@ class StandInKernel:
         for arg, ctype in zip(args, signature, strict=True):
             if ctype == "int":
                 assert type(arg) is np.int32, (ctype, type(arg))
+            elif ctype in ("float", "double"):  # a scalar of the kernel's float type
+                assert type(arg) is _ARG_TYPES[ctype + "*"], (ctype, type(arg))
             else:
                 assert isinstance(arg, StandInArray) and arg.dtype == _ARG_TYPES[ctype]
                 assert arg.flags.c_contiguous
         C, G, n_rows, n_comp, n_steps = args[:5]
         thresh, rsq, idx, coef = args[7:11]
         assert C.shape == (n_rows, n_comp) and G.shape == (n_comp, n_comp)
+        assert type(args[-1]) is C.dtype.type  # min_coef in the rows' precision
         assert idx.shape == coef.shape == (n_rows, n_steps)
         if args[6]:
             assert thresh.shape == rsq.shape == (n_rows,)
@@ -369,6 +400,8 @@ def stand_in_cupy(emulator, monkeypatch):
     cp.ascontiguousarray = lambda a, dtype=None: _dev(np.ascontiguousarray(a, dtype=dtype))
     cp.empty = lambda shape, dtype=float: _dev(np.empty(shape, dtype))
     cp.zeros = lambda shape, dtype=float: _dev(np.zeros(shape, dtype))
+    cp.full = lambda shape, value, dtype=None: _dev(np.full(shape, value, dtype))
+    cp.maximum = lambda a, b: _dev(np.maximum(a, b))
     cp.asnumpy = lambda a: np.array(a).view(np.ndarray)
     cp.matmul, cp.sqrt, cp.isfinite, cp.isnan = np.matmul, np.sqrt, np.isfinite, np.isnan
     cp.cuda = types.SimpleNamespace(Device=StandInDevice,
@@ -401,6 +434,25 @@ def test_wrapper_matches_reference_exactly(stand_in_cupy, dtype, positive, tol,
     for got_sel, want in zip(pursue(X, D, backend="cupy", **kw), ref_sel, strict=True):
         assert type(got_sel) is np.ndarray
         assert_array_equal(got_sel, want)
+
+
+@pytest.mark.parametrize("stops", [dict(residual_threshold=2.0), dict(coef_threshold=0.75),
+                                   dict(tol=0.2, residual_threshold=1.0, coef_threshold=0.5)])
+@pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wrapper_budget_modes_match_reference_exactly(stand_in_cupy, dtype, positive, stops,
+                                                      dyadic_problem):
+    X, D, b = dyadic_problem(20, 8, 131, seed=4)
+    X, D, b = X.astype(dtype), D.astype(dtype), b.astype(dtype)
+    kw = dict(n_steps=7, bias=b, positive=positive, **stops)
+    ref = mp_encode(X, D, backend="numpy", **kw)
+    assert (ref != 0).sum() < (mp_encode(X, D, n_steps=7, bias=b, positive=positive,
+                                         backend="numpy") != 0).sum()
+    assert_same_bits(mp_encode(X, D, backend="cupy", **kw) + 0, ref + 0)
+    assert_same_bits(np.asarray(mp_encode(_dev(X), D, **kw)) + 0, ref + 0)
+    for got, want in zip(pursue(X, D, backend="cupy", **kw), pursue(X, D, backend="numpy", **kw),
+                         strict=True):
+        assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])

@@ -42,6 +42,8 @@ def test_main_job_runs(tmp_path):
         capture_output=True, text=True, check=True, timeout=300,
     )
     assert "MP-SAE" in result.stdout and "R2" in result.stdout
+    # Both accountings (issue 14): equal per-sample L0 and equal mean L0.
+    assert "Equal per-sample L0" in result.stdout and "Equal mean L0" in result.stdout
     assert plot.stat().st_size > 10_000
 
 

@@ -12,7 +12,7 @@ from . import _numpy
 from ._gram import gram_matrix
 from ._plan import DEFAULT_MEMORY_BUDGET, plan_pursuit
 
-__all__ = ["densify", "encode", "pursue", "run_plan"]
+__all__ = ["densify", "encode", "pursue", "residual_stops", "run_plan"]
 
 
 def _numpy_engine(backend):
@@ -23,25 +23,43 @@ def _numpy_engine(backend):
     return _numpy.gram_pursuit
 
 
-def _centred_chunks(X, bias, tol, chunk_rows, writable=False):
+def residual_stops(R, tol, residual_threshold, xp=np):
+    """``(thresh, rsq)``: each sample's stopping level of ``||r||^2`` and ``||r||^2``.
+
+    The relative stop is ``tol * ||r||^2``; the absolute stop is the same
+    array filled with ``residual_threshold`` (one level for every sample, so
+    budget moves between samples); with both, whichever is reached first.
+    Empty arrays when neither is given (the engines then run every step).
+    ``xp`` is NumPy or CuPy.
+    """
+    if tol is None and residual_threshold is None:
+        empty = xp.empty(0, dtype=R.dtype)
+        return empty, empty
+    rsq = xp.einsum("ij,ij->i", R, R) if xp is np else (R * R).sum(axis=1)
+    if tol is None:
+        return xp.full(R.shape[0], residual_threshold, dtype=R.dtype), rsq
+    thresh = (tol * rsq).astype(R.dtype)
+    if residual_threshold is not None:
+        thresh = xp.maximum(thresh, R.dtype.type(residual_threshold))
+    return thresh, rsq
+
+
+def _centred_chunks(X, bias, tol, chunk_rows, writable=False, residual_threshold=None):
     """Yield ``(start, stop, R, thresh, rsq)`` for each chunk of rows.
 
-    ``R = X - bias`` (a copy when ``writable``); with ``tol``, the squared
-    norms ``rsq`` and stopping levels ``thresh = tol * rsq``, else empty arrays.
+    ``R = X - bias`` (a copy when ``writable``); ``thresh, rsq`` from
+    ``residual_stops``.
     """
-    empty = np.empty(0, dtype=X.dtype)
     for start in range(0, X.shape[0], chunk_rows):
         stop = min(start + chunk_rows, X.shape[0])
         R = X[start:stop]
         R = R - bias if bias is not None else (R.copy() if writable else R)
-        thresh, rsq = empty, empty
-        if tol is not None:
-            rsq = np.einsum("ij,ij->i", R, R)
-            thresh = (tol * rsq).astype(X.dtype)
+        thresh, rsq = residual_stops(R, tol, residual_threshold)
         yield start, stop, R, thresh, rsq
 
 
-def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device):
+def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device,
+                residual_threshold=None, coef_threshold=None):
     """``(idx, coef)`` on the host for the NumPy, numba and torch engines."""
     n, n_features = X.shape
     n_components = D.shape[0]
@@ -53,23 +71,28 @@ def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device):
         from ._torch import pursue_torch
 
         return pursue_torch(X, D, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
-                            gram=gram, plan=plan, device=device)
+                            gram=gram, plan=plan, device=device,
+                            residual_threshold=residual_threshold,
+                            coef_threshold=coef_threshold)
     if plan.use_gram and gram is None:
         gram = gram_matrix(D)
     engine = _numpy_engine(plan.backend)
-    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows,
-                                                        writable=True):
+    min_coef = coef_threshold or 0.0
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows, True,
+                                                        residual_threshold):
         if plan.use_gram:
             with blas_threads((stop - start) * n_components * n_features):
                 C = np.ascontiguousarray(R @ D.T)
-            engine(C, gram, n_steps, positive, thresh, rsq, idx[start:stop], coef[start:stop])
+            engine(C, gram, n_steps, positive, thresh, rsq, idx[start:stop], coef[start:stop],
+                   min_coef=min_coef)
         else:
             _numpy.product_pursuit(R, D, n_steps, positive, thresh, idx[start:stop],
-                                   coef[start:stop])
+                                   coef[start:stop], min_coef)
     return idx, coef
 
 
-def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram):
+def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram, residual_threshold=None,
+                 coef_threshold=None):
     """Dense codes by the numba kernel written over correlations computed into the output."""
     from ._numba import gram_pursuit
 
@@ -77,25 +100,31 @@ def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram):
     if gram is None:
         gram = gram_matrix(D)
     Z = np.empty((X.shape[0], n_components), dtype=X.dtype)
-    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows):
+    for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows, False,
+                                                        residual_threshold):
         with blas_threads((stop - start) * n_components * n_features):
             np.matmul(R, D.T, out=Z[start:stop])
         idx = np.empty((stop - start, n_steps), dtype=np.int64)
         coef = np.empty((stop - start, n_steps), dtype=X.dtype)
         gram_pursuit(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,
-                     write_codes=True)
+                     write_codes=True, min_coef=coef_threshold or 0.0)
     return Z
 
 
 def run_plan(X, D, plan, *, n_steps, bias=None, positive=True, tol=None, gram=None,
-             device=None, dense=True):
+             device=None, dense=True, residual_threshold=None, coef_threshold=None):
     """Run ``plan``: dense codes when ``dense``, else the selections ``(idx, coef)``.
+
+    Budget modes: ``tol`` (relative) and ``residual_threshold`` (absolute)
+    stop a sample once its squared residual norm reaches them;
+    ``coef_threshold`` stops it before a coefficient of smaller magnitude.
 
     ``X``, ``D``, ``bias`` and ``gram`` are validated arrays of one float
     dtype (CuPy arrays for the CUDA kernel on GPU input); ``device`` is the
     torch or CuPy engine's device (the GPU when one is present, by default).
     """
-    kw = dict(n_steps=n_steps, bias=bias, positive=positive, tol=tol, gram=gram)
+    kw = dict(n_steps=n_steps, bias=bias, positive=positive, tol=tol, gram=gram,
+              residual_threshold=residual_threshold, coef_threshold=coef_threshold)
     if plan.backend == "cupy":
         from . import _cupy
 
@@ -114,7 +143,8 @@ def _plan_for(X, D, n_steps, gram, backend, memory_budget, dense):
 
 
 def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
-           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None,
+           residual_threshold=None, coef_threshold=None):
     """Selections of every sample: ``(idx, coef)``, each (n_samples, n_steps).
 
     Unvalidated core: ``X`` and ``D`` are float arrays of one dtype, ``D`` has
@@ -122,11 +152,13 @@ def pursue(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     """
     plan = _plan_for(X, D, n_steps, gram, backend, memory_budget, dense=False)
     return run_plan(X, D, plan, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
-                    gram=gram, device=device, dense=False)
+                    gram=gram, device=device, dense=False,
+                    residual_threshold=residual_threshold, coef_threshold=coef_threshold)
 
 
 def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
-           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None):
+           backend="numba", memory_budget=DEFAULT_MEMORY_BUDGET, device=None,
+           residual_threshold=None, coef_threshold=None):
     """Dense codes (n_samples, n_components); same arguments as ``pursue``.
 
     On the numba Gram path, correlations are computed straight into the output
@@ -135,7 +167,8 @@ def encode(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
     """
     plan = _plan_for(X, D, n_steps, gram, backend, memory_budget, dense=True)
     return run_plan(X, D, plan, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
-                    gram=gram, device=device, dense=True)
+                    gram=gram, device=device, dense=True,
+                    residual_threshold=residual_threshold, coef_threshold=coef_threshold)
 
 
 def densify(idx, coef, n_components):

@@ -113,7 +113,8 @@ def chunk_rows(n_samples, n_components, n_features, n_steps, itemsize, workspace
     return int(np.clip(workspace // per_row, 1, max(n_samples, 1)))
 
 
-def _chunks(cp, X, D, G, bias, *, n_steps, positive, tol, rows, out=None):
+def _chunks(cp, X, D, G, bias, *, n_steps, positive, tol, rows, out=None,
+            residual_threshold=None, coef_threshold=None):
     """Run the kernel chunk by chunk; yield ``(start, stop, C, idx, coef)`` on the device.
 
     ``C`` is the chunk's correlations, overwritten by its dense codes when
@@ -134,15 +135,20 @@ def _chunks(cp, X, D, G, bias, *, n_steps, positive, tol, rows, out=None):
         C = out[start:stop] if isinstance(out, cp.ndarray) else cp.empty((m, n_components), dtype)
         cp.matmul(R, Dt, out=C)
         thresh, rsq = empty, empty
-        if tol is not None:
+        if tol is not None or residual_threshold is not None:
             rsq = (R * R).sum(axis=1)
-            thresh = (rsq * dtype.type(tol)).astype(dtype)
+            if tol is None:
+                thresh = cp.full(m, residual_threshold, dtype=dtype)
+            else:
+                thresh = (rsq * dtype.type(tol)).astype(dtype)
+                if residual_threshold is not None:
+                    thresh = cp.maximum(thresh, dtype.type(residual_threshold))
         idx = cp.empty((m, n_steps), dtype=np.int64)
         coef = cp.empty((m, n_steps), dtype=dtype)
         i32 = np.int32
         kernel((m,), (block,), (C, G, i32(m), i32(n_components), i32(n_steps), i32(positive),
-                                i32(tol is not None), thresh, rsq, idx, coef,
-                                i32(out is not None)))
+                                i32(thresh.size > 0), thresh, rsq, idx, coef,
+                                i32(out is not None), dtype.type(coef_threshold or 0)))
         yield start, stop, C, idx, coef
 
 
@@ -165,7 +171,7 @@ def upload(D, bias, device=None):
 
 
 def pursue_cupy(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None, rows,
-                device=None):
+                device=None, residual_threshold=None, coef_threshold=None):
     """Selections ``(idx, coef)``, each (n_samples, n_steps), as NumPy arrays.
 
     ``X``, ``D``, ``bias`` and ``gram`` are NumPy or CuPy arrays of one float
@@ -180,15 +186,16 @@ def pursue_cupy(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
         return idx, coef
     with _device_context(cp, device):
         Dd, bd, Gd = _on_device(cp, D, bias, gram)
-        for start, stop, _, idx_d, coef_d in _chunks(cp, X, Dd, Gd, bd, n_steps=n_steps,
-                                                     positive=positive, tol=tol, rows=rows):
+        for start, stop, _, idx_d, coef_d in _chunks(
+                cp, X, Dd, Gd, bd, n_steps=n_steps, positive=positive, tol=tol, rows=rows,
+                residual_threshold=residual_threshold, coef_threshold=coef_threshold):
             idx[start:stop] = cp.asnumpy(idx_d)
             coef[start:stop] = cp.asnumpy(coef_d)
     return idx, coef
 
 
 def encode_cupy(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None, rows,
-                device=None):
+                device=None, residual_threshold=None, coef_threshold=None):
     """Dense codes (n_samples, n_components): CuPy for CuPy ``X``, else NumPy.
 
     Same arguments as ``pursue_cupy``. The kernel writes each sample's codes
@@ -203,7 +210,9 @@ def encode_cupy(X, D, *, n_steps, bias=None, positive=True, tol=None, gram=None,
             return Z
         Dd, bd, Gd = _on_device(cp, D, bias, gram)
         for start, stop, C, _, _ in _chunks(cp, X, Dd, Gd, bd, n_steps=n_steps,
-                                            positive=positive, tol=tol, rows=rows, out=Z):
+                                            positive=positive, tol=tol, rows=rows, out=Z,
+                                            residual_threshold=residual_threshold,
+                                            coef_threshold=coef_threshold):
             if not on_device:
                 Z[start:stop] = cp.asnumpy(C)
     return Z

@@ -74,7 +74,7 @@ def _gpu_of(kind, X):
 
 
 def encode_device_arrays(X, dictionary, *, n_steps, bias, positive, tol, gram, backend,
-                         memory_budget):
+                         memory_budget, residual_threshold=None, coef_threshold=None):
     """``mp_encode`` for a CuPy or torch CUDA ``X``: codes of the same type, on its GPU.
 
     Raises ValueError when ``backend`` names a host engine, and the error of
@@ -104,7 +104,8 @@ def encode_device_arrays(X, dictionary, *, n_steps, bias, positive, tol, gram, b
         plan = plan_pursuit(Xd.shape[0], D.shape[0], Xd.shape[1], n_steps, Xd.dtype.itemsize,
                             gram_given=G is not None, backend="cupy",
                             memory_budget=memory_budget, dense=True, gpu_input=True)
-        Z = run_plan(Xd, D, plan, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G)
+        Z = run_plan(Xd, D, plan, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
+                     residual_threshold=residual_threshold, coef_threshold=coef_threshold)
     if kind == "torch":
         import torch
 

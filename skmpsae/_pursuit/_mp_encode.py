@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
         "bias": ["array-like", None],
         "positive": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left"), None],
+        "residual_threshold": [Interval(Real, 0, None, closed="left"), None],
+        "coef_threshold": [Interval(Real, 0, None, closed="left"), None],
         "gram": ["array-like", None],
         "backend": [StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
         "memory_budget": [Interval(Integral, 1, None, closed="left")],
@@ -36,7 +38,8 @@ __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
               bias: ArrayLike | None = None, positive: bool = True, tol: float | None = None,
               gram: ArrayLike | None = None, backend: str = "auto",
-              memory_budget: int = DEFAULT_MEMORY_BUDGET):
+              memory_budget: int = DEFAULT_MEMORY_BUDGET,
+              residual_threshold: float | None = None, coef_threshold: float | None = None):
     """Sparse codes of ``X`` by matching pursuit over a unit-norm dictionary.
 
     Each sample starts from the residual ``r = x - bias``; each step picks the
@@ -66,7 +69,8 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
         Non-negative codes: pick the largest correlation and stop a sample
         when it is not positive. ``False`` gives classic signed MP.
     tol : float, default=None
-        Stop a sample once ``||r||^2 <= tol * ||x - bias||^2``.
+        Stop a sample once ``||r||^2 <= tol * ||x - bias||^2`` (relative to
+        each sample: every sample gets the same share of its energy).
     gram : array-like of shape (n_components, n_components), default=None
         Precomputed ``dictionary @ dictionary.T``; computed when needed.
     backend : {"auto", "numpy", "numba", "torch", "cupy"}, default="auto"
@@ -82,6 +86,16 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
     memory_budget : int, default=1 GiB
         Bytes that the Gram matrix and the per-chunk workspace may use (on
         the GPU for the CuPy backend).
+    residual_threshold : float, default=None
+        The absolute residual stop: stop a sample once ``||r||^2 <=
+        residual_threshold``, the same level for every sample, so that
+        textured samples take more steps than flat ones (a mean budget, as
+        threshold SAEs spend). With ``tol`` too, whichever is reached first.
+    coef_threshold : float, default=None
+        The global coefficient stop: stop a sample instead of adding a
+        coefficient whose magnitude is below ``coef_threshold``. Every stop
+        keeps ``n_steps`` as the cap; ``MatchingPursuitSAE.calibrate_budget``
+        chooses either threshold for a target mean L0.
 
     Returns
     -------
@@ -99,14 +113,21 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
     array([[3., 0., 2.]])
     >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False)
     array([[ 3., -1.,  2.]])
+    >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False, coef_threshold=1.5)
+    array([[3., 0., 2.]])
+    >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False, residual_threshold=1.0)
+    array([[3., 0., 2.]])
     """
     if device_array_kind(X) is not None:
         return encode_device_arrays(X, dictionary, n_steps=n_steps, bias=bias,
                                     positive=positive, tol=tol, gram=gram, backend=backend,
-                                    memory_budget=memory_budget)
+                                    memory_budget=memory_budget,
+                                    residual_threshold=residual_threshold,
+                                    coef_threshold=coef_threshold)
     X = check_magnitude(as_float_array(X, "X", FLOATS))
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else check_vector(bias, "bias", X.dtype, X.shape[1])
     G = None if gram is None else check_gram(gram, X.dtype, D)
     return encode(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
-                  backend=choose_backend(backend), memory_budget=memory_budget)
+                  backend=choose_backend(backend), memory_budget=memory_budget,
+                  residual_threshold=residual_threshold, coef_threshold=coef_threshold)

@@ -64,7 +64,7 @@ def _argmax_first(bits, positive, mag, shift, lowest, block_max):
 
 @nb.njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq,
-                  idx_out, coef_out, write_codes):
+                  idx_out, coef_out, write_codes, min_coef):
     """Run matching pursuit on precomputed correlations, in place.
 
     Parameters
@@ -94,6 +94,10 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
         Overwrite each row of ``C`` with the sample's dense codes once its
         pursuit ends (while the row is still in cache), so that encoding needs
         no buffer beyond the output.
+    min_coef : float
+        The coefficient stop: a sample stops instead of adding a coefficient
+        of magnitude below it (recorded as a zero, as a non-positive one is);
+        0 never stops.
     """
     n, n_components = C.shape
     use_tol = thresh.shape[0] > 0
@@ -108,6 +112,8 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
             j = _argmax_first(bits[s], positive, mag, shift, lowest, block_max)
             a = c[j]
             if positive and a <= 0:
+                a = a - a
+            if abs(a) < min_coef:
                 a = a - a
             idx_out[s, t] = j
             coef_out[s, t] = a
@@ -137,7 +143,8 @@ def scatter_codes(idx, coef, out):
             out[s, idx[s, t]] += coef[s, t]
 
 
-def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_codes=False):
+def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_codes=False,
+                 min_coef=0.0):
     """Matching pursuit on correlations ``C`` with Gram matrix ``G``, in place.
 
     See ``_gram_pursuit`` for the arguments; this wrapper supplies the integer
@@ -148,4 +155,4 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_
     with kernel_threads(C.shape[0] * C.shape[1] * n_steps):
         _gram_pursuit(C, C.view(int_type), int_type(info.max), int_type(info.bits - 1),
                       int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
-                      coef_out, write_codes)
+                      coef_out, write_codes, C.dtype.type(min_coef))

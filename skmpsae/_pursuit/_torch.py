@@ -8,19 +8,21 @@ under ``torch.no_grad`` because pursuit indices carry no gradient.
 import numpy as np
 import torch
 
-__all__ = ["gram_pursuit", "product_pursuit", "pursue_torch"]
+__all__ = ["gram_pursuit", "product_pursuit", "pursue_torch", "residual_stops"]
 
 
-def _select(C, rows, positive, stopped, last_j):
+def _select(C, rows, positive, stopped, last_j, min_coef):
     j = torch.argmax(C if positive else C.abs(), dim=1)
     j = torch.where(stopped, last_j, j)
     a = C[rows, j]
     if positive:
         a = a.clamp_min(0)
+    if min_coef > 0:
+        stopped = stopped | (a.abs() < min_coef)
     return j, torch.where(stopped, torch.zeros_like(a), a)
 
 
-def _step_loop(like, n_steps, positive, correlations, update, below_tol):
+def _step_loop(like, n_steps, positive, correlations, update, below_tol, min_coef):
     # Same steps as the NumPy engines' loop; returns (idx, coef).
     n, device = like.shape[0], like.device
     rows = torch.arange(n, device=device)
@@ -32,7 +34,7 @@ def _step_loop(like, n_steps, positive, correlations, update, below_tol):
         if below_tol is not None:
             stopped |= below_tol()
         C = correlations()
-        j, a = _select(C, rows, positive, stopped, last_j)
+        j, a = _select(C, rows, positive, stopped, last_j, min_coef)
         idx[:, t] = j
         coef[:, t] = a
         last_j = j
@@ -42,7 +44,7 @@ def _step_loop(like, n_steps, positive, correlations, update, below_tol):
 
 
 @torch.no_grad()
-def gram_pursuit(C, G, n_steps, positive, thresh=None, rsq=None):
+def gram_pursuit(C, G, n_steps, positive, thresh=None, rsq=None, min_coef=0.0):
     """Pursuit by Gram updates on correlations ``C`` (modified in place).
 
     Returns ``(idx, coef)``, each (n_samples, n_steps).
@@ -56,18 +58,33 @@ def gram_pursuit(C, G, n_steps, positive, thresh=None, rsq=None):
         C.sub_(a[:, None] * G[j])
 
     below_tol = (lambda: rsq <= thresh) if thresh is not None else None
-    return _step_loop(C, n_steps, positive, lambda: C, update, below_tol)
+    return _step_loop(C, n_steps, positive, lambda: C, update, below_tol, min_coef)
 
 
 @torch.no_grad()
-def product_pursuit(R, D, n_steps, positive, thresh=None):
+def product_pursuit(R, D, n_steps, positive, thresh=None, min_coef=0.0):
     """Pursuit with one product ``R @ D.T`` per step (``R`` modified in place)."""
 
     def update(C, j, a):
         R.sub_(a[:, None] * D[j])
 
     below_tol = (lambda: (R * R).sum(dim=1) <= thresh) if thresh is not None else None
-    return _step_loop(R, n_steps, positive, lambda: R @ D.T, update, below_tol)
+    return _step_loop(R, n_steps, positive, lambda: R @ D.T, update, below_tol, min_coef)
+
+
+def residual_stops(R, tol, residual_threshold):
+    """``(rsq, thresh)``: squared norms of ``R`` and each sample's stopping level, or Nones.
+
+    The relative stop is ``tol * ||r||^2``, the absolute one the same array
+    filled with ``residual_threshold``; with both, whichever is reached first.
+    """
+    if tol is None and residual_threshold is None:
+        return None, None
+    rsq = (R * R).sum(dim=1)
+    thresh = tol * rsq if tol is not None else torch.full_like(rsq, residual_threshold)
+    if tol is not None and residual_threshold is not None:
+        thresh = thresh.clamp_min(residual_threshold)
+    return rsq, thresh
 
 
 def _tensor(array, device):
@@ -81,7 +98,8 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def pursue_torch(X, D, *, n_steps, bias, positive, tol, gram, plan, device=None):
+def pursue_torch(X, D, *, n_steps, bias, positive, tol, gram, plan, device=None,
+                 residual_threshold=None, coef_threshold=None):
     """Same results as the NumPy core, computed with torch on ``device``."""
     device = _device() if device is None else torch.device(device)
     Dt = _tensor(D, device)
@@ -93,14 +111,12 @@ def pursue_torch(X, D, *, n_steps, bias, positive, tol, gram, plan, device=None)
     for start in range(0, X.shape[0], plan.chunk_rows):
         R = _tensor(X[start:start + plan.chunk_rows], device)
         R = R - bt if bt is not None else R.clone()
-        thresh = rsq = None
-        if tol is not None:
-            rsq = (R * R).sum(dim=1)
-            thresh = tol * rsq
+        rsq, thresh = residual_stops(R, tol, residual_threshold)
+        min_coef = coef_threshold or 0.0
         if plan.use_gram:
-            idx, coef = gram_pursuit(R @ Dt.T, Gt, n_steps, positive, thresh, rsq)
+            idx, coef = gram_pursuit(R @ Dt.T, Gt, n_steps, positive, thresh, rsq, min_coef)
         else:
-            idx, coef = product_pursuit(R, Dt, n_steps, positive, thresh)
+            idx, coef = product_pursuit(R, Dt, n_steps, positive, thresh, min_coef)
         idx_parts.append(idx.cpu().numpy())
         coef_parts.append(coef.cpu().numpy())
     return np.concatenate(idx_parts), np.concatenate(coef_parts)

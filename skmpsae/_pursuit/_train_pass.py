@@ -15,10 +15,12 @@ import torch
 
 from .._threads import blas_threads
 from . import _numba, _torch
+from ._core import residual_stops
 from ._gram import gram_matrix
 from ._plan import DEFAULT_MEMORY_BUDGET, choose_backend, plan_pursuit
 
-__all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "unrolled_loss"]
+__all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "select_budgeted",
+           "unrolled_loss"]
 
 
 @torch.no_grad()
@@ -28,6 +30,28 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
     Also returns the final residual correlations (batch, n_components) when
     the Gram path ran (``None`` otherwise).
     """
+    idx, _, C = _select(D, bias, X, n_steps, positive, memory_budget, None, None)
+    return idx, C
+
+
+@torch.no_grad()
+def select_budgeted(D, bias, X, n_steps, positive, *, residual_threshold=None,
+                    coef_threshold=None, memory_budget=DEFAULT_MEMORY_BUDGET):
+    """Indices (batch, n_steps) and steps taken (batch,) under the budget stops.
+
+    The stops are those of ``mp_encode`` (absolute residual, coefficient);
+    ``n_steps`` is the cap. A stopped sample's later indices repeat its last
+    one; ``pursuit_loss(..., steps=steps)`` gives them no coefficient.
+    """
+    idx, coef, _ = _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold,
+                           coef_threshold)
+    # A step's coefficient is zero exactly when the sample stopped there.
+    return idx, (coef != 0).sum(dim=1)
+
+
+def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, coef_threshold):
+    """``(idx, coef, C)`` of the selection; ``C`` as in ``select_atoms``."""
+    min_coef = coef_threshold or 0.0
     R = X - bias
     n, n_features = R.shape
     backend = choose_backend("auto", device=R.device, tensors=True)
@@ -36,8 +60,10 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
     plan = plan_pursuit(n, D.shape[0], n_features, n_steps, D.element_size(),
                         gram_given=False, backend=backend, memory_budget=memory_budget)
     if not plan.use_gram:
-        idx, _ = _torch.product_pursuit(R.clone(), D, n_steps, positive)
-        return idx, None
+        R = R.clone()
+        _, thresh = _torch.residual_stops(R, None, residual_threshold)
+        idx, coef = _torch.product_pursuit(R, D, n_steps, positive, thresh, min_coef)
+        return idx, coef, None
     if backend == "numba":
         # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
         D_np = D.contiguous().numpy()
@@ -47,19 +73,22 @@ def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_
         G = gram_matrix(D_np)
         idx = np.empty((n, n_steps), dtype=np.int64)
         coef = np.empty((n, n_steps), dtype=C.dtype)
-        empty = np.empty(0, dtype=C.dtype)
-        _numba.gram_pursuit(C, G, n_steps, positive, empty, empty, idx, coef)
-        return torch.from_numpy(idx), torch.from_numpy(C)
+        thresh, rsq = residual_stops(R.numpy(), None, residual_threshold)
+        _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
+                            min_coef=min_coef)
+        return torch.from_numpy(idx), torch.from_numpy(coef), torch.from_numpy(C)
     C = R @ D.T
-    idx, _ = _torch.gram_pursuit(C, D @ D.T, n_steps, positive)
-    return idx, C
+    rsq, thresh = _torch.residual_stops(R, None, residual_threshold)
+    idx, coef = _torch.gram_pursuit(C, D @ D.T, n_steps, positive, thresh, rsq, min_coef)
+    return idx, coef, C
 
 
-def recompute_residual(D, bias, X, idx, positive):
+def recompute_residual(D, bias, X, idx, positive, steps=None):
     """Differentiable pursuit along fixed selections.
 
     Returns ``(residual, coef)``: the final residual (batch, n_features) and
-    the coefficient of each step (batch, n_steps).
+    the coefficient of each step (batch, n_steps). With ``steps`` (batch,),
+    steps past each sample's count add nothing.
     """
     A = D[idx]  # (batch, k, n_features)
     xc = X - bias  # (batch, n_features)
@@ -71,6 +100,8 @@ def recompute_residual(D, bias, X, idx, positive):
         a = c0[:, t] - explained[:, t]
         if positive:
             a = a.clamp_min(0)
+        if steps is not None:
+            a = torch.where(steps > t, a, torch.zeros_like(a))
         coefs.append(a)
         explained = explained + a.unsqueeze(1) * local_gram[:, t, :]
     coef = torch.stack(coefs, dim=1)
@@ -95,16 +126,17 @@ def unrolled_loss(D, bias, X, n_steps, positive):
     return (r * r).sum(dim=1).mean()
 
 
-def pursuit_loss(D, bias, X, idx, positive):
+def pursuit_loss(D, bias, X, idx, positive, steps=None):
     """Mean squared residual along fixed selections, and the coefficients.
 
     On CPU the numba kernels of ``_train_pass_numba`` (no gathered atom tensor); on
     other devices ``recompute_residual`` under autograd. Same loss and gradients.
+    ``steps`` (from ``select_budgeted``) cuts each sample's pursuit short.
     """
     if X.device.type == "cpu":
         from ._train_pass_numba import pursuit_residual_sq
 
-        resid_sq, coef = pursuit_residual_sq(D, bias, X, idx, positive)
+        resid_sq, coef = pursuit_residual_sq(D, bias, X, idx, positive, steps)
         return resid_sq.mean(), coef
-    residual, coef = recompute_residual(D, bias, X, idx, positive)
+    residual, coef = recompute_residual(D, bias, X, idx, positive, steps)
     return (residual * residual).sum(dim=1).mean(), coef

@@ -31,11 +31,14 @@ def _dot(u, v):
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _forward(X, bias, D, idx, positive, resid_sq, corr):
+def _forward(X, bias, D, idx, steps, positive, resid_sq, corr):
     n, n_features = X.shape
     for s in nb.prange(n):
         r = X[s] - bias
-        for t in range(idx.shape[1]):
+        # Steps past a budget stop (steps[s] < k) add nothing: zero correlation.
+        for t in range(steps[s], idx.shape[1]):
+            corr[s, t] = 0
+        for t in range(steps[s]):
             d = D[idx[s, t]]
             c = _dot(r, d)
             corr[s, t] = c
@@ -46,14 +49,14 @@ def _forward(X, bias, D, idx, positive, resid_sq, corr):
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
-def _backward(X, bias, D, idx, corr, positive, grad_out, dD_parts, db_parts):
+def _backward(X, bias, D, idx, steps, corr, positive, grad_out, dD_parts, db_parts):
     n, n_features = X.shape
-    n_steps = idx.shape[1]
     n_parts = dD_parts.shape[0]
     for p in nb.prange(n_parts):
-        history = np.empty((n_steps + 1, n_features), X.dtype)
+        history = np.empty((idx.shape[1] + 1, n_features), X.dtype)
         dD, db = dD_parts[p], db_parts[p]
         for s in range(p * n // n_parts, (p + 1) * n // n_parts):
+            n_steps = steps[s]
             history[0] = X[s] - bias
             for t in range(n_steps):
                 c = corr[s, t]
@@ -82,15 +85,19 @@ def _backward(X, bias, D, idx, corr, positive, grad_out, dD_parts, db_parts):
 
 class _PursuitResidualSq(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, D, bias, X, idx, positive):
+    def forward(ctx, D, bias, X, idx, positive, steps):
         D_np, b_np, X_np = (t.detach().contiguous().numpy() for t in (D, bias, X))
         idx_np = idx.contiguous().numpy()
+        if steps is None:
+            steps_np = np.full(idx_np.shape[0], idx_np.shape[1], dtype=np.int64)
+        else:
+            steps_np = np.ascontiguousarray(steps.numpy(), dtype=np.int64)
         resid_sq = np.empty(X_np.shape[0], dtype=X_np.dtype)
         corr = np.empty(idx_np.shape, dtype=X_np.dtype)
         with kernel_threads(idx_np.size * X_np.shape[1] * 2):
-            _forward(X_np, b_np, D_np, idx_np, positive, resid_sq, corr)
+            _forward(X_np, b_np, D_np, idx_np, steps_np, positive, resid_sq, corr)
         coef = np.maximum(corr, 0) if positive else corr.copy()
-        ctx.arrays = (D_np, b_np, X_np, idx_np, corr)
+        ctx.arrays = (D_np, b_np, X_np, idx_np, steps_np, corr)
         ctx.positive = positive
         coef_t = torch.from_numpy(coef)
         ctx.mark_non_differentiable(coef_t)
@@ -98,22 +105,24 @@ class _PursuitResidualSq(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_resid_sq, grad_coef):
-        D_np, b_np, X_np, idx_np, corr = ctx.arrays
+        D_np, b_np, X_np, idx_np, steps_np, corr = ctx.arrays
         grad_out = np.ascontiguousarray(grad_resid_sq.detach().numpy(), dtype=X_np.dtype)
         with kernel_threads(idx_np.size * X_np.shape[1] * 6):
             n_parts = max(1, min(nb.get_num_threads(), X_np.shape[0]))
             dD_parts = np.zeros((n_parts,) + D_np.shape, dtype=D_np.dtype)
             db_parts = np.zeros((n_parts, D_np.shape[1]), dtype=D_np.dtype)
-            _backward(X_np, b_np, D_np, idx_np, corr, ctx.positive, grad_out, dD_parts,
-                      db_parts)
+            _backward(X_np, b_np, D_np, idx_np, steps_np, corr, ctx.positive, grad_out,
+                      dD_parts, db_parts)
         return (torch.from_numpy(dD_parts.sum(axis=0)), torch.from_numpy(db_parts.sum(axis=0)),
-                None, None, None)
+                None, None, None, None)
 
 
-def pursuit_residual_sq(D, bias, X, idx, positive):
+def pursuit_residual_sq(D, bias, X, idx, positive, steps=None):
     """Squared residual norms (batch,) and coefficients (batch, k) along fixed selections.
 
     CPU tensors only. Differentiable with respect to ``D`` and ``bias``; the
-    coefficients carry no gradient.
+    coefficients carry no gradient. ``steps`` (batch,) int, when given, is
+    each sample's number of steps before a budget stop: later steps add
+    nothing (zero coefficient).
     """
-    return _PursuitResidualSq.apply(D, bias, X, idx, positive)
+    return _PursuitResidualSq.apply(D, bias, X, idx, positive, steps)

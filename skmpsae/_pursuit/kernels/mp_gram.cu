@@ -11,6 +11,10 @@
 //   idx    (n_rows, n_steps) int64, coef (n_rows, n_steps): the selections; once
 //                                  a sample stops, its remaining steps repeat the
 //                                  last index with a zero coefficient.
+//   min_coef                       the coefficient stop: a sample stops instead of
+//                                  adding a coefficient of magnitude below it (that
+//                                  step records a zero); 0 never stops. thresh
+//                                  carries the residual stops, relative or absolute.
 //
 // Each step fuses the update c -= a * G[j] with the search for the next
 // maximum: every thread updates its strided elements of the row and keeps its
@@ -102,7 +106,7 @@ template <typename T>
 __device__ __forceinline__ void mpg_rows(T* C, const T* G, int n_rows, int n_components,
                                          int n_steps, int positive, int use_tol,
                                          const T* thresh, T* rsq, long long* idx_out,
-                                         T* coef_out, int write_codes) {
+                                         T* coef_out, int write_codes, T min_coef) {
     typedef Arith<T> A;
     __shared__ T s_val[2][MPG_MAX_WARPS];
     __shared__ int s_idx[2][MPG_MAX_WARPS];
@@ -135,7 +139,8 @@ __device__ __forceinline__ void mpg_rows(T* C, const T* G, int n_rows, int n_com
         while (t < n_steps) {
             if (use_tol && r <= stop_at) break;
             if (j == MPG_NONE) break;  // only non-finite correlations: nothing to pick
-            const T a = (positive && !(val > zero)) ? zero : val;
+            const T a0 = (positive && !(val > zero)) ? zero : val;
+            const T a = (A::abs(a0) < min_coef) ? zero : a0;
             if (threadIdx.x == 0) {
                 idx[t] = j;
                 coef[t] = a;
@@ -184,15 +189,17 @@ __device__ __forceinline__ void mpg_rows(T* C, const T* G, int n_rows, int n_com
 extern "C" __global__ void mp_gram_f32(float* C, const float* G, int n_rows, int n_components,
                                        int n_steps, int positive, int use_tol,
                                        const float* thresh, float* rsq,
-                                       long long* idx, float* coef, int write_codes) {
+                                       long long* idx, float* coef, int write_codes,
+                                       float min_coef) {
     mpg_rows<float>(C, G, n_rows, n_components, n_steps, positive, use_tol, thresh, rsq, idx,
-                    coef, write_codes);
+                    coef, write_codes, min_coef);
 }
 
 extern "C" __global__ void mp_gram_f64(double* C, const double* G, int n_rows, int n_components,
                                        int n_steps, int positive, int use_tol,
                                        const double* thresh, double* rsq,
-                                       long long* idx, double* coef, int write_codes) {
+                                       long long* idx, double* coef, int write_codes,
+                                       double min_coef) {
     mpg_rows<double>(C, G, n_rows, n_components, n_steps, positive, use_tol, thresh, rsq, idx,
-                     coef, write_codes);
+                     coef, write_codes, min_coef);
 }
