@@ -1,5 +1,7 @@
 """skmpsae: sparse autoencoders as scikit-learn estimators, built around MP-SAE."""
 
+from ._codes_file import transform_to_npz
+from ._model_card import push_to_hub
 from ._pursuit import mp_encode
 
 __version__ = "0.1.0"
@@ -13,6 +15,8 @@ __all__ = [
     "__version__",
     "load",
     "mp_encode",
+    "push_to_hub",
+    "transform_to_npz",
 ]
 
 _ESTIMATORS = {

@@ -8,7 +8,7 @@ from ._base import BaseSAE, _is_dask
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._docs import with_shared_docs
-from ._pursuit._core import encode
+from ._pursuit._core import encode, pursue
 from ._pursuit._gram import gram_matrix
 from ._pursuit._plan import DEFAULT_MEMORY_BUDGET, choose_backend, gram_fits
 
@@ -106,12 +106,13 @@ class MatchingPursuitSAE(BaseSAE):
         "atom_dropout": [Interval(Real, 0, 1, closed="left")],
         "revive_dead": ["boolean"],
     }
+    _selects = True
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, positive_code=True,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
-                 random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None):
+                 random_state=None, device="auto", verbose=0, sparse_output=False,
+                 warm_start=False, checkpoint_dir=None, checkpoint_every=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -127,6 +128,7 @@ class MatchingPursuitSAE(BaseSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.sparse_output = sparse_output
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
@@ -169,7 +171,7 @@ class MatchingPursuitSAE(BaseSAE):
                          batch_size=self.batch_size, rng=rng)
 
     # ------------------------------------------------------------ inference
-    def _encode(self, X, n_steps, tol=None):
+    def _encode(self, X, n_steps, tol=None, selections=False):
         arrays = self._cast(X.dtype)
         D, b = arrays["components"], arrays["bias"]
         device = resolve_device(self.device)
@@ -188,16 +190,19 @@ class MatchingPursuitSAE(BaseSAE):
             # Cached when it fits the budget; otherwise pursuit uses per-step products.
             if gram is None and fits:
                 gram = arrays["gram"] = gram_matrix(D)
-        return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
-                      gram=gram, backend=backend, device=device)
+        # selections: per-step (idx, coef) that sparse outputs are built from.
+        return (pursue if selections else encode)(
+            X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol, gram=gram,
+            backend=backend, device=device)
 
     def transform(self, X, n_steps=None, tol=None):
         """Sparse codes of ``X`` by matching pursuit.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
+        X : array-like, memory-mapped array or iterable of arrays
+            Samples to encode, (n_samples, n_features); memory-mapped arrays
+            and iterables of chunks are encoded chunk by chunk.
         n_steps : int, default=None
             Pursuit steps (the trained ``k`` when None). May exceed ``k``:
             reconstruction error never increases with more steps.
@@ -206,8 +211,10 @@ class MatchingPursuitSAE(BaseSAE):
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components)
-            At most ``n_steps`` nonzeros per row, in the dtype of ``X``.
+        codes : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_components)
+            At most ``n_steps`` nonzeros per row, in the dtype of ``X``; CSR
+            (built from the pursuit's selections, chunk by chunk) when
+            ``sparse_output=True``.
 
         Examples
         --------
@@ -228,8 +235,9 @@ class MatchingPursuitSAE(BaseSAE):
         if _is_dask(X):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
                                    n_steps=n_steps, tol=tol)
-        X = self._validate_input(X)
         if tol is not None and (not isinstance(tol, Real) or isinstance(tol, bool)
                                 or not np.isfinite(tol) or tol < 0):
             raise ValueError(f"tol must be a non-negative float or None, got {tol!r}.")
-        return self._encode(X, self._check_n_steps(n_steps), tol=tol)
+        from ._transform import transform_codes
+
+        return transform_codes(self, X, n_steps, tol=tol)

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import __version__
 from ._device import validate_loaded_device
+from ._model_card import check_fit_metrics, write_model_card
 
 __all__ = ["load", "save"]
 
@@ -24,8 +25,9 @@ FORMAT_VERSION = 1
 _CONFIG = "config.json"
 _ARRAYS = "arrays.safetensors"
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
-_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every")
-_FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
+_ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every", "sparse_output")
+_FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_",
+                "fit_metrics_"}
 
 
 def _registry():
@@ -59,6 +61,8 @@ def save(estimator, path):
     }
     if hasattr(estimator, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(v) for v in estimator.feature_names_in_]
+    if getattr(estimator, "fit_metrics_", None) is not None:
+        fitted["fit_metrics_"] = dict(estimator.fit_metrics_)
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "skmpsae_version": __version__,
         "class": type(estimator).__name__,
@@ -73,6 +77,7 @@ def save(estimator, path):
     try:
         (tmp / _CONFIG).write_text(json.dumps(config, indent=2))
         save_file(arrays, str(tmp / _ARRAYS))
+        write_model_card(estimator, tmp, name=path.name)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / path.name)
@@ -118,6 +123,8 @@ def _check_fitted(path, fitted):
     curve = fitted["loss_curve_"]
     if not isinstance(curve, list) or not all(isinstance(v, (int, float)) for v in curve):
         _fail(path, "fitted loss_curve_ must be a list of numbers.")
+    if "fit_metrics_" in fitted and not check_fit_metrics(fitted["fit_metrics_"]):
+        _fail(path, f"fitted fit_metrics_ is malformed: {fitted['fit_metrics_']!r:.200}.")
     names = fitted.get("feature_names_in_")
     if names is not None and (not isinstance(names, list) or len(names) != fitted["n_features_in_"]
                               or not all(isinstance(v, str) for v in names)):
