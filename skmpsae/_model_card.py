@@ -8,6 +8,7 @@ The card follows the Hugging Face Hub's conventions (YAML front matter with
 """
 
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def end_of_fit_metrics(estimator, source):
     Rows are evenly spaced over the training rows that the source holds (the
     whole array, or an iterable's first chunks), so no random state is used.
     """
-    from . import metrics
+    from .metrics import dead_fraction, l0, r2_score
 
     sample = source.sample()
     n = len(sample)
@@ -37,8 +38,8 @@ def end_of_fit_metrics(estimator, source):
     total = source.n_rows()
     return {"n_samples_fit": None if total is None else int(total),
             "metric_rows": int(X.shape[0]),
-            "r2": float(metrics.r2_score(X, X_hat)), "l0": float(metrics.l0(Z)),
-            "dead_fraction": float(metrics.dead_fraction(Z))}
+            "r2": float(r2_score(X, X_hat)), "l0": float(l0(Z)),
+            "dead_fraction": float(dead_fraction(Z))}
 
 
 def check_fit_metrics(value):
@@ -86,8 +87,6 @@ def model_card(estimator, folder_name="path/to/folder"):
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
-
     check_is_fitted(estimator)
     name = type(estimator).__name__
     dtype = np.asarray(estimator.components_).dtype
@@ -101,7 +100,9 @@ def model_card(estimator, folder_name="path/to/folder"):
              f"| epochs run (`n_iter_`) | {estimator.n_iter_} |"]
     if estimator.loss_curve_:
         lines.append(f"| final training loss | {estimator.loss_curve_[-1]:.6g} |")
-    lines.append(f"| skmpsae version | {__version__} |")
+    # The package is initialised before any of its submodules: read its version
+    # there instead of importing it back (no import cycle).
+    lines.append(f"| skmpsae version | {sys.modules[__package__].__version__} |")
     metrics = getattr(estimator, "fit_metrics_", None)
     lines += ["", "## Training data", ""]
     n_fit = metrics and metrics.get("n_samples_fit")

@@ -9,6 +9,7 @@ decoder row is folded into its encoder row and bias (and JumpReLU threshold)
 whenever the selection of active latents does not depend on it.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -291,10 +292,9 @@ def save_saelens(estimator, path, *, overwrite=False):
     """
     import json
 
-    from .. import __version__
-
     arch, extra, tensors = _export(estimator)
-    metadata = {"exported_by": f"skmpsae {__version__}",
+    version = sys.modules[__package__.split(".")[0]].__version__  # no import back
+    metadata = {"exported_by": f"skmpsae {version}",
                 "skmpsae_class": type(estimator).__name__, **extra.pop("metadata", {})}
     d_sae, d_in = tensors["W_dec"].shape
     cfg = {"architecture": arch, "d_in": int(d_in), "d_sae": int(d_sae),
