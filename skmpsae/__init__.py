@@ -1,5 +1,7 @@
 """skmpsae: sparse autoencoders as scikit-learn estimators, built around MP-SAE."""
 
+from ._codes_file import transform_to_npz
+from ._model_card import push_to_hub
 from ._pursuit import mp_encode
 from ._registry import ESTIMATORS as _ESTIMATORS
 from ._registry import __version__
@@ -13,6 +15,8 @@ __all__ = [
     "__version__",
     "load",
     "mp_encode",
+    "push_to_hub",
+    "transform_to_npz",
 ]
 
 

@@ -63,6 +63,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
+        "sparse_output": ["boolean"],
         "warm_start": ["boolean"],
         "checkpoint_dir": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
@@ -75,6 +76,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     _array_names = ("components", "bias")
     #: Those of ``_array_names`` that hooks update and the optimizer does not.
     _buffer_names = ()
+    #: ``_encode(X, n_steps, selections=True)`` gives per-step ``(idx, coef)`` (pursuit).
+    _selects = False
 
     # ------------------------------------------------------------------ hooks
     def _init_arrays(self, X, n_components, rng):  # pragma: no cover - abstract
@@ -253,6 +256,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._optimizer_state = outcome.optimizer_state
         self._n_steps = outcome.step
         self._cache = _Cache()
+        from ._model_card import end_of_fit_metrics
+
+        self.fit_metrics_ = end_of_fit_metrics(self, source)  # reported by the model card
         if outcome.interrupted:
             where = (f"; fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume"
                      if self.checkpoint_dir is not None else "")
@@ -282,25 +288,30 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != n_expected:
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {n_expected}).")
         dtype = X.dtype if X.dtype in FLOATS else np.dtype(np.float64)
+        from ._transform import block_meta
+
         return X.rechunk({1: -1}).map_blocks(
             functools.partial(method, **kwargs), dtype=dtype,
-            chunks=(X.chunks[0], (n_columns,)), meta=np.empty((0, 0), dtype=dtype))
+            chunks=(X.chunks[0], (n_columns,)), meta=block_meta(self, method, dtype))
 
     def transform(self, X, n_steps=None):
         """Sparse codes of ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode. A dask array gives a dask array, encoded
-            block by block when computed.
+        X : array-like, memory-mapped array or iterable of arrays
+            Samples to encode, (n_samples, n_features). A memory-mapped array
+            or an iterable of 2-D chunks is read, validated and encoded chunk
+            by chunk (a progress bar when ``verbose``). A dask array gives a
+            dask array, encoded block by block when computed.
         n_steps : int, default=None
             Sparsity at inference (the trained ``k`` when None).
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components)
-            Codes in the dtype of ``X``.
+        codes : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_components)
+            Codes in the dtype of ``X``; a CSR matrix, built chunk by chunk
+            without the dense array, when ``sparse_output=True``.
 
         Examples
         --------
@@ -318,8 +329,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if _is_dask(X):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
                                    n_steps=n_steps)
-        X = self._validate_input(X)
-        return self._encode(X, self._check_n_steps(n_steps))
+        from ._transform import transform_codes
+
+        return transform_codes(self, X, n_steps)
 
     def _decode(self, Z):
         arrays = self._cast(Z.dtype)
@@ -355,8 +367,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             return self._blockwise(X, self.inverse_transform, self.n_features_in_,
                                    self.n_components_)
         check_is_fitted(self)
-        with naming("X"):
-            Z = check_array(X, dtype=FLOATS, input_name="X")
+        with naming("X"):  # sparse codes (sparse_output=True) are decoded as they are
+            Z = check_array(X, dtype=FLOATS, input_name="X", accept_sparse="csr")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but {type(self).__name__} has "
@@ -388,8 +400,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> 0.5 < sae.fit(X[:1500]).score(X[1500:]) < 1  # held-out R^2
         True
         """
+        from ._transform import validated_codes
+
         X = self._validate_input(X)
-        return metrics.r2_score(X, self._decode(self._encode(X, self._check_n_steps(None))))
+        return metrics.r2_score(X, self._decode(validated_codes(self, X, None)))
 
     # ----------------------------------------------------------- persistence
     #: Fitted arrays whose rows the class promises to be of unit norm.
@@ -414,6 +428,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                   "loss_curve_": [float(v) for v in self.loss_curve_]}
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in_"] = [str(v) for v in self.feature_names_in_]
+        if getattr(self, "fit_metrics_", None) is not None:
+            fitted["fit_metrics_"] = dict(self.fit_metrics_)
         return arrays, fitted
 
     def _restore_fitted(self, arrays, fitted):
@@ -430,8 +446,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
         The folder holds ``config.json`` (the class, its parameters, fitted
-        scalars and a checksum of the arrays) and ``arrays.safetensors`` (the
-        fitted arrays); it loads with :func:`skmpsae.load` or the class's
+        scalars and a checksum of the arrays), ``arrays.safetensors`` (the
+        fitted arrays) and a model card ``README.md`` (class, parameters,
+        training data, the R^2, L0 and dead fraction measured at the end of
+        fit, how to load); it loads with :func:`skmpsae.load` or the class's
         ``load``, without executing code. ``path`` may be new, an empty
         folder or a folder an earlier ``save`` wrote (replaced in one step:
         ``load`` finds the old or the new model at every instant); anything
@@ -455,7 +473,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     sae.save(Path(tmp) / "digits-sae")
         ...     sorted(p.name for p in (Path(tmp) / "digits-sae").iterdir())
-        ['arrays.safetensors', 'config.json']
+        ['README.md', 'arrays.safetensors', 'config.json']
         """
         from ._persistence import save
 

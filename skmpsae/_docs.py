@@ -5,6 +5,11 @@ __all__ = ["EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "OPTIMIZER_OPTIONS", "TRAINING
 
 #: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
 TRAINING_CONTROL = """\
+    sparse_output : bool, default=False
+        ``transform`` and ``fit_transform`` return a ``scipy.sparse`` CSR
+        matrix, built chunk by chunk so that memory stays proportional to the
+        nonzeros (about k per row), never the dense (n_samples, n_components)
+        array. ``set_output(transform="pandas")`` needs dense codes.
     warm_start : bool, default=False
         When fitted already, ``fit`` continues from the current parameters
         and optimizer state (a new schedule over ``max_iter`` epochs) instead

@@ -51,15 +51,15 @@ class MatryoshkaSAE(BatchTopKSAE):
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, group_sizes=None,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
-                 random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
-                 max_grad_norm=None):
+                 random_state=None, device="auto", verbose=0, sparse_output=False,
+                 warm_start=False, checkpoint_dir=None, checkpoint_every=None,
+                 weight_decay=0.0, max_grad_norm=None):
         super().__init__(
             n_components, expansion_factor=expansion_factor, k=k, max_iter=max_iter,
             batch_size=batch_size, learning_rate=learning_rate, warmup=warmup, init=init,
             bias_init=bias_init, aux_k=aux_k, aux_coef=aux_coef, dead_after=dead_after,
             random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            sparse_output=sparse_output, warm_start=warm_start, checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every, weight_decay=weight_decay,
             max_grad_norm=max_grad_norm)
         self.group_sizes = group_sizes

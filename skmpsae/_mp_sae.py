@@ -9,7 +9,7 @@ from ._budget import calibrate, calibrated_stop, check_threshold
 from ._compat import Interval, StrOptions
 from ._device import resolve_device
 from ._docs import with_shared_docs
-from ._pursuit._core import encode
+from ._pursuit._core import encode, pursue
 from ._pursuit._gram import gram_matrix
 from ._pursuit._plan import DEFAULT_MEMORY_BUDGET, choose_backend, gram_fits
 
@@ -127,13 +127,15 @@ class MatchingPursuitSAE(BaseSAE):
         "residual_threshold": [Interval(Real, 0, None, closed="left"), None],
         "coef_threshold": [Interval(Real, 0, None, closed="left"), None],
     }
+    _selects = True
 
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, positive_code=True,
                  max_iter=50, batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", atom_dropout=0.0, revive_dead=True,
                  residual_threshold=None, coef_threshold=None, random_state=None,
-                 device="auto", verbose=0, warm_start=False, checkpoint_dir=None,
-                 checkpoint_every=None, weight_decay=0.0, max_grad_norm=None):
+                 device="auto", verbose=0, sparse_output=False, warm_start=False,
+                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
+                 max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -151,6 +153,7 @@ class MatchingPursuitSAE(BaseSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.sparse_output = sparse_output
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
@@ -203,7 +206,7 @@ class MatchingPursuitSAE(BaseSAE):
 
     # ------------------------------------------------------------ inference
     def _encode(self, X, n_steps, tol=None, residual_threshold=None, coef_threshold=None,
-                defaults=True):
+                defaults=True, selections=False):
         if defaults:  # the trained budget stops, unless the caller gives its own
             if residual_threshold is None:
                 residual_threshold = self.residual_threshold
@@ -227,9 +230,11 @@ class MatchingPursuitSAE(BaseSAE):
             # Cached when it fits the budget; otherwise pursuit uses per-step products.
             if gram is None and fits:
                 gram = arrays["gram"] = gram_matrix(D)
-        return encode(X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol,
-                      gram=gram, backend=backend, device=device,
-                      residual_threshold=residual_threshold, coef_threshold=coef_threshold)
+        # selections: per-step (idx, coef) that sparse outputs are built from.
+        return (pursue if selections else encode)(
+            X, D, n_steps=n_steps, bias=b, positive=self.positive_code, tol=tol, gram=gram,
+            backend=backend, device=device, residual_threshold=residual_threshold,
+            coef_threshold=coef_threshold)
 
     def transform(self, X, n_steps=None, tol=None, residual_threshold=None,
                   coef_threshold=None, budget=None):
@@ -237,8 +242,9 @@ class MatchingPursuitSAE(BaseSAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples to encode.
+        X : array-like, memory-mapped array or iterable of arrays
+            Samples to encode, (n_samples, n_features); memory-mapped arrays
+            and iterables of chunks are encoded chunk by chunk.
         n_steps : int, default=None
             Pursuit steps (the trained ``k`` when None). May exceed ``k``:
             reconstruction error never increases with more steps.
@@ -257,8 +263,10 @@ class MatchingPursuitSAE(BaseSAE):
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_components)
-            At most ``n_steps`` nonzeros per row, in the dtype of ``X``.
+        codes : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_components)
+            At most ``n_steps`` nonzeros per row, in the dtype of ``X``; CSR
+            (built from the pursuit's selections, chunk by chunk) when
+            ``sparse_output=True``.
 
         Examples
         --------
@@ -283,17 +291,18 @@ class MatchingPursuitSAE(BaseSAE):
             return self._blockwise(X, self.transform, self.n_components_, self.n_features_in_,
                                    n_steps=n_steps, tol=tol, residual_threshold=residual_threshold,
                                    coef_threshold=coef_threshold, budget=budget)
-        X = self._validate_input(X)
+        from ._transform import transform_codes
+
         for name, value in (("tol", tol), ("residual_threshold", residual_threshold),
                             ("coef_threshold", coef_threshold)):
             check_threshold(value, name)
         if budget is None:
-            return self._encode(X, self._check_n_steps(n_steps), tol=tol,
-                                residual_threshold=residual_threshold,
-                                coef_threshold=coef_threshold)
+            return transform_codes(self, X, n_steps, tol=tol,
+                                   residual_threshold=residual_threshold,
+                                   coef_threshold=coef_threshold)
         kw = calibrated_stop(self, budget, tol, residual_threshold, coef_threshold)
         n_steps = self.budget_n_steps_ if n_steps is None else self._check_n_steps(n_steps)
-        return self._encode(X, n_steps, defaults=False, **kw)
+        return transform_codes(self, X, n_steps, defaults=False, **kw)
 
     def calibrate_budget(self, X, target_l0, *, mode="coef", n_steps=None):
         """Choose the budget threshold that gives mean L0 ``target_l0`` on ``X``.

@@ -37,6 +37,7 @@ from ._io import (
 )
 from ._registry import ESTIMATORS, __version__, estimator_class
 from .exceptions import ModelFileError
+from ._model_card import CARD, check_fit_metrics, write_model_card
 
 __all__ = ["is_model_folder", "load", "save"]
 
@@ -45,13 +46,14 @@ FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)  # version 1 had no checksum
 _CONFIG = "config.json"
 _ARRAYS = "arrays.safetensors"
-_FILES = {_CONFIG, _ARRAYS}
+_FILES = {_CONFIG, _ARRAYS, CARD}  # the model card is optional (older saves have none)
 _MAX_CONFIG_BYTES = 16 * 2**20  # loss curves and feature names included
 _MAX_ARRAY_BYTES = 2**40
 _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "fitted"}
 _ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every", "weight_decay",
-                 "max_grad_norm")
-_FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_"}
+                 "max_grad_norm", "sparse_output")
+_FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_",
+                "fit_metrics_"}
 
 
 def _checksum(arrays):
@@ -112,7 +114,7 @@ def is_model_folder(path):
     try:
         config = json.loads(raw)
     except (ValueError, RecursionError):
-        return set(entries) == _FILES
+        return {_CONFIG, _ARRAYS} <= set(entries)
     return isinstance(config, dict) and config.get("format") == FORMAT
 
 
@@ -146,6 +148,7 @@ def save(estimator, path):
     def fill(folder):
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / _ARRAYS))
         (folder / _CONFIG).write_text(json.dumps(config, indent=2))
+        write_model_card(estimator, folder, name=path.name)
 
     try:
         replace_folder(fill, path, may_replace=is_model_folder)
@@ -222,6 +225,8 @@ def _check_fitted(path, fitted):
     if not isinstance(curve, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in curve):
         _fail(path, _CONFIG, "fitted loss_curve_ must be a list of numbers.")
+    if "fit_metrics_" in fitted and not check_fit_metrics(fitted["fit_metrics_"]):
+        _fail(path, _CONFIG, f"fitted fit_metrics_ is malformed: {fitted['fit_metrics_']!r:.200}.")
     names = fitted.get("feature_names_in_")
     if names is not None and (not isinstance(names, list) or len(names) != fitted["n_features_in_"]
                               or not all(isinstance(v, str) for v in names)):

@@ -85,8 +85,8 @@ class ReLUSAE(LinearSAE):
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, l1_adapt_rate=0.05,
                  max_iter=50, batch_size=256, learning_rate=1e-2, warmup=0.05, init="data",
                  bias_init="geometric_median", random_state=None, device="auto", verbose=0,
-                 warm_start=False, checkpoint_dir=None, checkpoint_every=None,
-                 weight_decay=0.0, max_grad_norm=None):
+                 sparse_output=False, warm_start=False, checkpoint_dir=None,
+                 checkpoint_every=None, weight_decay=0.0, max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -100,6 +100,7 @@ class ReLUSAE(LinearSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.sparse_output = sparse_output
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every

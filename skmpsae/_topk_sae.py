@@ -104,9 +104,9 @@ class TopKSAE(LinearSAE):
     def __init__(self, n_components=None, *, expansion_factor=8, k=16, max_iter=50,
                  batch_size=256, learning_rate=5e-3, warmup=0.05, init="data",
                  bias_init="geometric_median", aux_k=None, aux_coef=0.25, dead_after=10000,
-                 random_state=None, device="auto", verbose=0, warm_start=False,
-                 checkpoint_dir=None, checkpoint_every=None, weight_decay=0.0,
-                 max_grad_norm=None):
+                 random_state=None, device="auto", verbose=0, sparse_output=False,
+                 warm_start=False, checkpoint_dir=None, checkpoint_every=None,
+                 weight_decay=0.0, max_grad_norm=None):
         self.n_components = n_components
         self.expansion_factor = expansion_factor
         self.k = k
@@ -122,6 +122,7 @@ class TopKSAE(LinearSAE):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.sparse_output = sparse_output
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
@@ -149,7 +150,9 @@ class BatchTopKSAE(TopKSAE):
         extra_params="",
         extra_attrs="""
     threshold_ : ndarray of shape (1,)
-        Inference threshold on activations.""") + """
+        Inference threshold on activations; one per latent, shape
+        (n_components,), for a JumpReLU SAE loaded with
+        ``skmpsae.interop.load_saelens``.""") + """
     Examples
     --------
     >>> from sklearn.datasets import load_digits

@@ -79,9 +79,21 @@ def check_atoms(dictionary, name="dictionary"):
 
 
 def check_codes(Z, n_components=None, name="Z"):
-    """Codes as a 2-D numeric array, optionally with ``n_components`` columns."""
+    """Codes as a 2-D numeric array, optionally with ``n_components`` columns.
+
+    SciPy sparse codes (``sparse_output=True``) come back as a CSR matrix
+    with sorted indices and no stored zeros (a copy when they had any).
+    """
+    import scipy.sparse as sp
+
     with naming(name):
-        Z = check_array(Z, dtype="numeric", input_name=name)
+        Z = check_array(Z, dtype="numeric", input_name=name, accept_sparse="csr")
+    if sp.issparse(Z):
+        Z = sp.csr_matrix(Z)
+        if Z.nnz and (not Z.has_sorted_indices or (Z.data == 0).any()):
+            Z = Z.copy()
+            Z.eliminate_zeros()
+            Z.sort_indices()
     if n_components is not None and Z.shape[1] != n_components:
         raise ValueError(
             f"{name} has {Z.shape[1]} columns but the dictionary has {n_components} atoms; "

@@ -118,8 +118,10 @@ def feature_report(estimator, X: ArrayLike, modality: ArrayLike | None = None, *
     acc = None
     for start in range(0, max(n_samples, 1), batch_size):
         chunk = _rows(X, start, start + batch_size)
-        Z = np.asarray(estimator.transform(chunk) if n_steps is None
-                       else estimator.transform(chunk, n_steps=n_steps))
+        Z = (estimator.transform(chunk) if n_steps is None
+             else estimator.transform(chunk, n_steps=n_steps))
+        # A chunk's codes are bounded by batch_size: sparse ones are densified here.
+        Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z)
         if acc is None:
             acc = _Accumulator(Z.shape[1], n_top, images)
         acc.add(Z, start)

@@ -26,6 +26,7 @@ array([-2., -8.])
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import metrics
 from ._validation import check_n_steps
@@ -83,7 +84,8 @@ def _check_names(names):
 def _encode(estimator, X, n_steps):
     """Codes and a function giving the reconstruction (computed once, when needed)."""
     Z = estimator.transform(X) if n_steps is None else estimator.transform(X, n_steps=n_steps)
-    Z = np.asarray(Z)  # set_output(transform="pandas") gives a DataFrame
+    if not sp.issparse(Z):  # sparse_output=True codes stay sparse
+        Z = np.asarray(Z)  # set_output(transform="pandas") gives a DataFrame
     return Z, lambda: estimator.inverse_transform(Z)
 
 

@@ -47,8 +47,8 @@ def test_pickled_tensors_are_on_cpu(model):
 
 def test_save_load_round_trip(model, digits, tmp_path):
     model.save(tmp_path / "sae")
-    assert sorted(p.name for p in (tmp_path / "sae").iterdir()) == ["arrays.safetensors",
-                                                                   "config.json"]
+    assert sorted(p.name for p in (tmp_path / "sae").iterdir()) == [
+        "README.md", "arrays.safetensors", "config.json"]
     assert_same_model(model, MatchingPursuitSAE.load(tmp_path / "sae"), digits)
     assert_same_model(model, skmpsae.load(tmp_path / "sae"), digits)
     model.save(tmp_path / "sae")  # overwriting an existing save works

@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
         "gram": ["array-like", None],
         "backend": [StrOptions({"auto", "numpy", "numba", "torch", "cupy"})],
         "memory_budget": [Interval(Integral, 1, None, closed="left")],
+        "sparse_output": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -39,7 +40,8 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
               bias: ArrayLike | None = None, positive: bool = True, tol: float | None = None,
               gram: ArrayLike | None = None, backend: str = "auto",
               memory_budget: int = DEFAULT_MEMORY_BUDGET,
-              residual_threshold: float | None = None, coef_threshold: float | None = None):
+              residual_threshold: float | None = None, coef_threshold: float | None = None,
+              sparse_output: bool = False):
     """Sparse codes of ``X`` by matching pursuit over a unit-norm dictionary.
 
     Each sample starts from the residual ``r = x - bias``; each step picks the
@@ -96,10 +98,14 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
         coefficient whose magnitude is below ``coef_threshold``. Every stop
         keeps ``n_steps`` as the cap; ``MatchingPursuitSAE.calibrate_budget``
         chooses either threshold for a target mean L0.
+    sparse_output : bool, default=False
+        Return a ``scipy.sparse.csr_matrix`` built chunk by chunk from the
+        pursuit's selections (memory O(n_samples * n_steps), never the dense
+        codes). NumPy-like input only.
 
     Returns
     -------
-    codes : ndarray of shape (n_samples, n_components)
+    codes : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_components)
         Sparse codes, same dtype as ``X``; ``codes @ dictionary + bias``
         reconstructs ``X``. A CuPy array (torch CUDA tensor) on ``X``'s GPU
         when ``X`` is one.
@@ -117,8 +123,13 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
     array([[3., 0., 2.]])
     >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=3, positive=False, residual_threshold=1.0)
     array([[3., 0., 2.]])
+    >>> mp_encode([[3.0, -1.0, 2.0]], D, n_steps=2, sparse_output=True).toarray()
+    array([[3., 0., 2.]])
     """
     if device_array_kind(X) is not None:
+        if sparse_output:
+            raise ValueError("sparse_output=True needs NumPy input; X is a GPU array. "
+                             "Copy it to the host first (X.get() or X.cpu().numpy()).")
         return encode_device_arrays(X, dictionary, n_steps=n_steps, bias=bias,
                                     positive=positive, tol=tol, gram=gram, backend=backend,
                                     memory_budget=memory_budget,
@@ -128,6 +139,14 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else check_vector(bias, "bias", X.dtype, X.shape[1])
     G = None if gram is None else check_gram(gram, X.dtype, D)
+    if sparse_output:
+        from .._sparse import sparse_pursuit
+
+        return sparse_pursuit(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol,
+                              gram=G, backend=choose_backend(backend),
+                              memory_budget=memory_budget,
+                              residual_threshold=residual_threshold,
+                              coef_threshold=coef_threshold)
     return encode(X, D, n_steps=n_steps, bias=b, positive=positive, tol=tol, gram=G,
                   backend=choose_backend(backend), memory_budget=memory_budget,
                   residual_threshold=residual_threshold, coef_threshold=coef_threshold)

@@ -110,6 +110,9 @@ def plan_pursuit(n_samples, n_components, n_features, n_steps, itemsize, *, gram
         # centred samples and selections: chunks can be long (fewer, larger GEMMs).
         rows = _rows(_CHUNK_BYTES["numba"], (n_features + 2 * n_steps) * 8, n_samples)
         return PursuitPlan(True, rows, backend, fused=True)
-    workspace = min(_CHUNK_BYTES[backend], max(memory_budget - gram_bytes * use_gram, 1) // 2)
+    # A Gram matrix passed in already exists: it does not shrink the workspace
+    # (a cached 16k-atom Gram of 1 GiB would otherwise leave chunks of one row).
+    built = use_gram and not gram_given
+    workspace = min(_CHUNK_BYTES[backend], max(memory_budget - gram_bytes * built, 1) // 2)
     rows = _rows(workspace, (n_components + n_features) * itemsize, n_samples)
     return PursuitPlan(use_gram, rows, backend)

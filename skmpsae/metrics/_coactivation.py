@@ -1,6 +1,7 @@
 """How latents fire together: modality score, bridge score, effective rank of co-activation."""
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from .._validation import check_atoms, check_codes
@@ -88,10 +89,10 @@ def modality_score(Z: ArrayLike, modality: ArrayLike, *, image_label=None) -> np
     >>> modality_score(Z, [1, 0], image_label=1)
     array([1. , 0.5, 0. , nan])
     """
-    Z = np.abs(check_codes(Z))
+    Z = abs(check_codes(Z))  # abs keeps sparse codes sparse
     images = image_mask(modality, Z.shape[0], image_label)
-    mean_image = Z[images].mean(axis=0, dtype=np.float64)
-    mean_text = Z[~images].mean(axis=0, dtype=np.float64)
+    mean_image = np.asarray(Z[images].mean(axis=0, dtype=np.float64)).ravel()
+    mean_text = np.asarray(Z[~images].mean(axis=0, dtype=np.float64)).ravel()
     return modality_ratio(mean_image, mean_text)
 
 
@@ -155,6 +156,8 @@ def bridge_score(Z_image: ArrayLike, Z_text: ArrayLike, dictionary) -> np.ndarra
     dtype = np.result_type(Z_image.dtype, Z_text.dtype, D.dtype, np.float32)
     Z_image, Z_text, D = (a.astype(dtype, copy=False) for a in (Z_image, Z_text, D))
     coactivation = Z_image.T @ Z_text
+    if sp.issparse(coactivation):  # (n_components, n_components) either way
+        coactivation = coactivation.toarray()
     coactivation /= Z_image.shape[0]
     coactivation *= D @ D.T
     return coactivation
@@ -223,15 +226,24 @@ def effective_rank(Z: ArrayLike, *, centered: bool = False) -> float:
     if not isinstance(centered, (bool, np.bool_)):
         raise ValueError(f"centered must be True or False, got {centered!r}.")
     A = check_codes(Z) != 0
-    A = A[:, A.any(axis=0)].astype(np.float64)
-    if centered:
-        # All-zero rows carry the firing rates here: they stay.
-        A -= A.mean(axis=0)
+    if sp.issparse(A):
+        A = A[:, np.flatnonzero(A.getnnz(axis=0))].astype(np.float64)
+        if centered:  # centring makes it dense; all-zero rows carry the firing rates
+            A = A.toarray()
+            A -= A.mean(axis=0)
+        else:
+            A = A[np.flatnonzero(A.getnnz(axis=1))]
     else:
-        A = A[A.any(axis=1)]
-    if A.size == 0:
+        A = A[:, A.any(axis=0)].astype(np.float64)
+        if centered:
+            # All-zero rows carry the firing rates here: they stay.
+            A -= A.mean(axis=0)
+        else:
+            A = A[A.any(axis=1)]
+    if A.shape[0] * A.shape[1] == 0:
         return 0.0
     gram = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+    gram = gram.toarray() if sp.issparse(gram) else gram
     eigenvalues = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
     # Centring leaves eigenvalues that are zero up to rounding: below this share they are zero.
     eigenvalues[eigenvalues <= 1e-12 * max(eigenvalues.max(), 1e-300)] = 0.0

@@ -8,6 +8,7 @@ each) whatever the number of atoms.
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.utils import check_random_state
 
@@ -187,10 +188,17 @@ def babel_selected(dictionary, Z: ArrayLike, p: int | None = None) -> float:
     D = check_atoms(dictionary)
     p = _check_p(p, D.shape[0], allow_none=True)
     support = check_codes(Z, D.shape[0]) != 0
-    sizes = support.sum(axis=1)
+    if sp.issparse(support):  # CSR with sorted indices: each row's atoms in order
+        sizes = np.diff(support.indptr)
+        entry_size = np.repeat(sizes, sizes)
+    else:
+        sizes = support.sum(axis=1)
     values = []
     for size in np.unique(_eligible(sizes, p)):
-        idx = np.nonzero(support[sizes == size])[1].reshape(-1, size)
+        if sp.issparse(support):
+            idx = support.indices[entry_size == size].reshape(-1, size)
+        else:
+            idx = np.nonzero(support[sizes == size])[1].reshape(-1, size)
         values.append(_subset_babel(D, idx, size - 1 if p is None else p))
     return float(np.concatenate(values).mean()) if values else float("nan")
 

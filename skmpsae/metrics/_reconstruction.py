@@ -1,6 +1,7 @@
 """Reconstruction and sparsity metrics: R^2, FVU, L0, dead latents."""
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.utils import check_array
 
@@ -126,9 +127,9 @@ def r2_score(X: ArrayLike, X_hat: ArrayLike, *, centering: str = "per_feature") 
 
 
 def _codes(Z):
-    # "numeric" keeps integer and bool codes as they are but refuses strings.
-    with naming("Z"):
-        return check_array(Z, dtype="numeric", input_name="Z", accept_sparse=False)
+    from .._validation import check_codes
+
+    return check_codes(Z)  # dense, or CSR without stored zeros
 
 
 def l0(Z: ArrayLike) -> float:
@@ -150,7 +151,10 @@ def l0(Z: ArrayLike) -> float:
     >>> l0([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
     1.5
     """
-    return float(np.count_nonzero(_codes(Z), axis=1).mean())
+    Z = _codes(Z)
+    if sp.issparse(Z):
+        return float(np.diff(Z.indptr).mean())
+    return float(np.count_nonzero(Z, axis=1).mean())
 
 
 def dead_fraction(Z: ArrayLike) -> float:
@@ -173,4 +177,6 @@ def dead_fraction(Z: ArrayLike) -> float:
     0.3333333333333333
     """
     Z = _codes(Z)
+    if sp.issparse(Z):
+        return float(1 - np.unique(Z.indices).size / Z.shape[1])
     return float(np.count_nonzero(~Z.any(axis=0)) / Z.shape[1])
