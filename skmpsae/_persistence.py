@@ -37,7 +37,7 @@ from ._io import (
 )
 from ._registry import ESTIMATORS, __version__, estimator_class
 from .exceptions import ModelFileError
-from ._model_card import CARD, check_fit_metrics, write_model_card
+from ._model_card import CARD, check_fit_metrics, model_card
 
 __all__ = ["is_model_folder", "load", "save"]
 
@@ -85,7 +85,8 @@ def is_model_folder(path):
     """True when ``path`` is a real folder holding only a model ``save`` wrote.
 
     That is its ``config.json`` marker (``"format": "skmpsae"``) and at most
-    ``arrays.safetensors`` beside it; a folder holding exactly those two
+    ``arrays.safetensors`` and the model card ``README.md`` beside it, the card
+    unchanged since save wrote it (its hash is in ``config.json``); a folder holding exactly those two
     regular files whose ``config.json`` is no longer JSON counts as a damaged
     model (save may repair it), but a valid JSON file of another format never.
     """
@@ -103,6 +104,8 @@ def is_model_folder(path):
                     e.is_file(follow_symlinks=False) for e in entries.values()):
                 raise OSError("not a model folder")
             raw = read_regular_file(_CONFIG, _MAX_CONFIG_BYTES, dir_fd=folder)
+            card = (read_regular_file(CARD, _MAX_CONFIG_BYTES, dir_fd=folder)
+                    if CARD in entries else None)
             break
         except OSError:
             if not _replaced_meanwhile(path, folder):
@@ -114,8 +117,17 @@ def is_model_folder(path):
     try:
         config = json.loads(raw)
     except (ValueError, RecursionError):
-        return {_CONFIG, _ARRAYS} <= set(entries)
-    return isinstance(config, dict) and config.get("format") == FORMAT
+        return {_CONFIG, _ARRAYS} <= set(entries)  # damaged; only our file names there
+    if not (isinstance(config, dict) and config.get("format") == FORMAT):
+        return False
+    return card is None or _card_is_ours(config, card)
+
+
+def _card_is_ours(config, card):
+    """Whether ``card`` (README.md's bytes) is the model card that save wrote beside ``config``."""
+    checksum = config.get("checksum")
+    recorded = checksum.get("card_sha256") if isinstance(checksum, dict) else None
+    return isinstance(recorded, str) and hashlib.sha256(card).hexdigest() == recorded
 
 
 def save(estimator, path):
@@ -141,6 +153,9 @@ def save(estimator, path):
         "fitted": to_jsonable(fitted),
         "checksum": {"sha256": _checksum(arrays)},
     }
+    card = model_card(estimator, path.name).encode("utf-8")
+    # The card's hash tells save later that README.md is still the card it wrote.
+    config["checksum"]["card_sha256"] = hashlib.sha256(card).hexdigest()
     if path.exists() or path.is_symlink():
         _check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +163,7 @@ def save(estimator, path):
     def fill(folder):
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / _ARRAYS))
         (folder / _CONFIG).write_text(json.dumps(config, indent=2))
-        write_model_card(estimator, folder, name=path.name)
+        (folder / CARD).write_bytes(card)
 
     try:
         replace_folder(fill, path, may_replace=is_model_folder)
@@ -166,7 +181,8 @@ def _check_replaceable(path):
                               "replaces it (pass another path)", str(path))
     names = sorted(entry.name for entry in os.scandir(path))
     if names and not is_model_folder(path):
-        other = [n for n in names if n not in _FILES] or names
+        other = [n for n in names if n not in _FILES] or [
+            n for n in names if n == CARD] or names  # a card edited by hand is the user's now
         raise FileExistsError(
             errno.EEXIST, f"holds content that save did not write ({', '.join(other[:5])}); "
             "save only replaces an empty folder or a folder holding only a saved model "
@@ -202,9 +218,11 @@ def _read_config(path, folder):
                              f"versions {list(_READABLE_VERSIONS)}.")
     checksum = config.get("checksum")
     if config["format_version"] >= 2 and not (
-            isinstance(checksum, dict) and set(checksum) == {"sha256"}
-            and isinstance(checksum["sha256"], str)):
-        _fail(path, _CONFIG, f"field 'checksum' must be {{'sha256': <hex>}}, got {checksum!r:.80}.")
+            isinstance(checksum, dict) and "sha256" in checksum
+            and set(checksum) <= {"sha256", "card_sha256"}
+            and all(isinstance(v, str) for v in checksum.values())):
+        _fail(path, _CONFIG, f"field 'checksum' must be {{'sha256': <hex>, 'card_sha256': <hex>}}"
+                             f", got {checksum!r:.80}.")
     return config
 
 
