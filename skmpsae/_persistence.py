@@ -35,9 +35,9 @@ from ._io import (
     replace_folder,
     to_jsonable,
 )
+from ._model_card import CARD, check_fit_metrics, model_card
 from ._registry import ESTIMATORS, __version__, estimator_class
 from .exceptions import ModelFileError
-from ._model_card import CARD, check_fit_metrics, model_card
 
 __all__ = ["is_model_folder", "load", "save"]
 
@@ -86,9 +86,10 @@ def is_model_folder(path):
 
     That is its ``config.json`` marker (``"format": "skmpsae"``) and at most
     ``arrays.safetensors`` and the model card ``README.md`` beside it, the card
-    unchanged since save wrote it (its hash is in ``config.json``); a folder holding exactly those two
-    regular files whose ``config.json`` is no longer JSON counts as a damaged
-    model (save may repair it), but a valid JSON file of another format never.
+    unchanged since save wrote it (its hash is in ``config.json``); a folder
+    holding ``config.json`` and ``arrays.safetensors`` (and no other name)
+    whose ``config.json`` is no longer JSON counts as a damaged model (save
+    may repair it), but a valid JSON file of another format never.
     """
     path = Path(path)
     for _ in range(3):  # again when a concurrent save replaced the folder mid-check

@@ -48,6 +48,8 @@ def is_streamed(X):
     """Whether ``fit`` should stream ``X`` instead of validating it whole."""
     if isinstance(X, np.ndarray):
         return _mapping(X)[1] is not None
+    if X is None or isinstance(X, (str, bytes, dict)) or not hasattr(X, "__iter__"):
+        return False  # not a stream: validation names what it is
     return not hasattr(X, "__array__") and not hasattr(X, "shape") and not _is_row_list(X)
 
 
