@@ -14,14 +14,17 @@ from sklearn.utils import check_random_state
 from ._compat import Interval, validate_params
 from ._concept_tree import ConceptTree, level_groups
 from ._photos import load_photo_crops, load_photo_embeddings
+from ._sentences import load_docstring_sentences, load_sentence_embeddings
 from .metrics import HierarchyRecovery, hierarchy_recovery  # noqa: F401 (moved; kept importable)
 
 __all__ = [
     "ConceptTree",
     "HierarchicalConcepts",
+    "load_docstring_sentences",
     "load_image_patches",
     "load_photo_crops",
     "load_photo_embeddings",
+    "load_sentence_embeddings",
     "make_hierarchical_concepts",
 ]
 
