@@ -2,13 +2,15 @@
 
 ``python -m skmpsae --data digits`` trains MP-SAE, TopK, BatchTopK, Matryoshka
 and ReLU SAEs (same k, same dictionary size, default training) on
-scikit-learn's digits (or ``--data patches`` for natural-image patches, or a
-``.npy`` file of embeddings) and prints R^2 and L0 on held-out samples in two
-accountings: equal per-sample L0 (every SAE at exactly k codes per sample:
-MP with k steps, the others with ``n_steps=k``) and equal mean L0 (MP with
-its coefficient stop calibrated to mean L0 k on a validation split, the
-others with their own inference rule). Then each SAE's R^2 vs ``n_steps``
-curve, and a plot of the curves.
+scikit-learn's digits (or ``--data patches`` for natural-image patches,
+``--data sentences`` for the packaged MiniLM's embeddings of docstring
+sentences, ``--data photos`` for MobileNetV2 features of photo crops, or a
+``.npy`` file of embeddings) and prints R^2 and L0 on held-out samples in
+two accountings (:mod:`skmpsae.comparison`): equal per-sample L0 (every SAE
+at exactly k codes per sample: MP with k steps, the others with
+``n_steps=k``) and equal mean L0 (one global threshold per SAE calibrated
+to mean L0 k on a validation split). Then each SAE's R^2 at budgets from 1
+to 8k in both accountings, and a plot of the two sets of curves.
 """
 
 import argparse
@@ -22,7 +24,7 @@ __all__ = ["accountings", "main", "print_accountings"]
 _STEPS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def _load(data, random_state):
+def _load(data, random_state, n_sentences=6000):
     if data == "digits":
         from sklearn.datasets import load_digits
 
@@ -31,10 +33,25 @@ def _load(data, random_state):
         from .datasets import load_image_patches
 
         return load_image_patches(random_state=random_state), "8x8 patches of sample photos"
+    if data == "sentences":
+        from .datasets import load_sentence_embeddings
+
+        start = time.perf_counter()
+        X = load_sentence_embeddings(n_sentences, random_state=random_state).X
+        return X, (f"all-MiniLM-L6-v2 embeddings of {len(X)} docstring sentences "
+                   f"(unit norm; loaded in {time.perf_counter() - start:.0f} s)")
+    if data == "photos":
+        from .datasets import load_photo_embeddings
+
+        start = time.perf_counter()
+        X = load_photo_embeddings().X
+        return X, (f"MobileNetV2 feature-map cells of photo crops ({len(X)} rows; loaded in "
+                   f"{time.perf_counter() - start:.0f} s)")
     path = Path(data)
     if path.suffix != ".npy" or not path.is_file():
         raise SystemExit(
-            f"--data must be 'digits', 'patches' or an existing .npy file, got {data!r}"
+            f"--data must be 'digits', 'patches', 'sentences', 'photos' or an existing .npy "
+            f"file, got {data!r}"
         )
     X = np.load(path)
     if X.ndim != 2:
@@ -65,23 +82,15 @@ def estimators(k, *, n_components=None, max_iter=None, random_state=0, verbose=0
 def accountings(est, X_val, X_test, m):
     """``(per_sample, mean)``: ``(R2, mean L0)`` on ``X_test`` in both accountings at ``m``.
 
-    Equal per-sample L0: ``transform(X, n_steps=m)``. Equal mean L0: MP-SAE
-    with its coefficient stop calibrated to mean L0 ``m`` on ``X_val``
-    (held out from training), at most ``2 m`` steps; the linear-encoder SAEs
-    with their own inference rule (BatchTopK's and Matryoshka's threshold,
-    TopK's k per sample, ReLU's activations).
+    See :mod:`skmpsae.comparison`: equal per-sample L0 is ``m`` codes for
+    every sample; equal mean L0 is a global threshold (MP-SAE: on the
+    coefficients, at most ``2 m`` steps; the others: on the activations)
+    calibrated to mean L0 ``m`` on ``X_val``, held out from training.
     """
-    from ._mp_sae import MatchingPursuitSAE
-    from .metrics import l0, r2_score
+    from .comparison import r2_at_l0
 
-    def score(Z):
-        return r2_score(X_test, est.inverse_transform(Z)), l0(Z)
-
-    per_sample = score(est.transform(X_test, n_steps=min(m, est.n_components_)))
-    if isinstance(est, MatchingPursuitSAE):
-        est.calibrate_budget(X_val, target_l0=m, mode="coef", n_steps=2 * m)
-        return per_sample, score(est.transform(X_test, budget="calibrated"))
-    return per_sample, score(est.transform(X_test))
+    return (r2_at_l0(est, X_test, m),
+            r2_at_l0(est, X_test, m, accounting="mean", X_calibration=X_val))
 
 
 def print_accountings(rows, m):
@@ -91,20 +100,22 @@ def print_accountings(rows, m):
     print(f"{'SAE':<12}{'R2':>9}{'L0':>7}")
     for name, ((r2, sparsity), _) in rows.items():
         print(f"{name:<12}{r2:>9.4f}{sparsity:>7.2f}")
-    print(f"\nEqual mean L0 (target {m}): MP-SAE with its coefficient stop calibrated on a")
-    print("validation split; the others with their own inference rule (* = mean L0 more than")
-    print("10% off the target: that SAE has no mean-budget control)")
+    print(f"\nEqual mean L0 (target {m}): one global threshold per SAE calibrated on a")
+    print("validation split (MP-SAE: on its coefficients; the others: on their activations),")
+    print("so that codes go where each SAE puts them (* = mean L0 more than 10% off the target)")
     print(f"{'SAE':<12}{'R2':>9}{'L0':>7}")
     for name, (_, (r2, sparsity)) in rows.items():
         flag = " *" if abs(sparsity - m) > 0.1 * m else ""
         print(f"{name:<12}{r2:>9.4f}{sparsity:>7.2f}{flag}")
 
 
-def _curve(est, X, steps):
-    from .metrics import r2_score
+def _curves(est, X_val, X_test, steps):
+    """R2 on ``X_test`` at each budget of ``steps``: per sample, and (mean L0, R2) pairs."""
+    from .comparison import pareto_curve
 
     steps = [min(s, est.n_components_) for s in steps]
-    return [r2_score(X, est.inverse_transform(est.transform(X, n_steps=s))) for s in steps]
+    per_sample = pareto_curve(est, X_test, steps, accounting="per_sample")[:, 1]
+    return per_sample, pareto_curve(est, X_test, steps, X_calibration=X_val)
 
 
 def _plot(curves, steps, k, title, path):
@@ -116,18 +127,23 @@ def _plot(curves, steps, k, title, path):
     except ImportError:
         print("matplotlib is not installed; no plot (pip install 'skmpsae[plot]').")
         return
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, values in curves.items():
-        ax.plot(steps, values, marker="o", label=name)
-    ax.axvline(k, color="grey", linestyle=":", label=f"trained k={k}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("n_steps at inference (L0)")
-    ax.set_ylabel("R² on held-out samples")
-    # A TopK SAE far from its k can reach very negative R²; keep the top readable.
-    ax.set_ylim(bottom=max(ax.get_ylim()[0], -0.25))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    for name, (per_sample, mean) in curves.items():
+        left.plot(steps, per_sample, marker="o", label=name)
+        right.plot(mean[:, 0], mean[:, 1], marker="o", label=name)
+    left.set(xlabel="codes per sample (n_steps at inference)",
+             title="equal per-sample L0")
+    right.set(xlabel="mean L0 (global threshold calibrated on validation rows)",
+              title="equal mean L0")
+    for ax in (left, right):
+        ax.axvline(k, color="grey", linestyle=":", label=f"trained k={k}")
+        ax.set_xscale("log", base=2)
+        ax.set_ylabel("R² on held-out samples")
+        # A TopK SAE far from its k can reach very negative R²; keep the top readable.
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], -0.25))
+        ax.grid(alpha=0.3)
+    left.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -138,7 +154,11 @@ def main(argv=None):
     """Run the main job; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m skmpsae", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="digits", help="digits, patches, or a .npy file")
+    parser.add_argument("--data", default="digits",
+                        help="digits, patches, sentences (real MiniLM embeddings), photos "
+                             "(MobileNetV2 features of photo crops), or a .npy file")
+    parser.add_argument("--n-sentences", type=int, default=6000,
+                        help="sentences embedded for --data sentences (default 6000)")
     parser.add_argument("--k", type=int, default=8, help="sparsity in training (default 8)")
     parser.add_argument("--n-components", type=int, default=None,
                         help="atoms (default 8x features)")
@@ -154,7 +174,7 @@ def main(argv=None):
 
     from .metrics import dead_fraction, l0, r2_score
 
-    X, title = _load(args.data, args.random_state)
+    X, title = _load(args.data, args.random_state, args.n_sentences)
     X_train, X_test = train_test_split(X, test_size=0.2, random_state=args.random_state)
     # MP-SAE's mean-L0 threshold is calibrated on rows no SAE trains on.
     X_train, X_val = train_test_split(X_train, test_size=0.15, random_state=args.random_state)
@@ -171,18 +191,23 @@ def main(argv=None):
         Z = est.transform(X_test)
         rows.append((name, est.n_components_, r2_score(X_test, est.inverse_transform(Z)),
                      l0(Z), dead_fraction(est.transform(X_train)), seconds))
-        curves[name] = _curve(est, X_test, steps)
+        curves[name] = _curves(est, X_val, X_test, steps)
         budgets[name] = accountings(est, X_val, X_test, args.k)
     print("\nDefault transform of each SAE (MP: k steps; dead = never active on train)")
     print(f"{'SAE':<12}{'atoms':>7}{'R2':>9}{'L0':>7}{'dead':>7}{'fit s':>8}")
     for name, atoms, r2, sparsity, dead, seconds in rows:
         print(f"{name:<12}{atoms:>7}{r2:>9.4f}{sparsity:>7.2f}{dead:>7.3f}{seconds:>8.1f}")
     print_accountings(budgets, args.k)
-    print(f"\nR2 on the test set vs n_steps at inference (trained k={args.k}; for the")
-    print("linear-encoder SAEs, n_steps = m keeps the m largest activations):")
+    print(f"\nR2 on the test set at each budget (trained k={args.k}). Equal per-sample L0")
+    print("(n_steps = m; for the linear-encoder SAEs, the m largest activations):")
     print(f"{'SAE':<12}" + "".join(f"{s:>8}" for s in steps))
-    for name, values in curves.items():
-        print(f"{name:<12}" + "".join(f"{v:>8.4f}" for v in values))
+    for name, (per_sample, _) in curves.items():
+        print(f"{name:<12}" + "".join(f"{v:>8.4f}" for v in per_sample))
+    print("Equal mean L0 (threshold calibrated to mean L0 m on the validation rows;")
+    print("R2 with the mean L0 reached on the test rows in brackets):")
+    print(f"{'SAE':<12}" + "".join(f"{s:>15}" for s in steps))
+    for name, (_, mean) in curves.items():
+        print(f"{name:<12}" + "".join(f"{r2:>8.4f} ({n:>4.1f})" for n, r2 in mean))
     print()
-    _plot(curves, steps, args.k, f"{title}: R² vs inference steps", args.plot)
+    _plot(curves, steps, args.k, f"{title}: held-out R² at equal budgets", args.plot)
     return 0

@@ -71,3 +71,25 @@ def test_no_cache_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("SKMPSAE_CACHE_DIR", str(tmp_path))
     load_sentence_embeddings(3, modules=MODULES, cache=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_main_job_on_sentences_and_photos(tmp_path, monkeypatch, capsys):
+    from sklearn.utils import Bunch
+
+    from skmpsae import datasets
+    from skmpsae._cli import main
+
+    monkeypatch.setenv("SKMPSAE_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["--k", "2", "--max-iter", "1", "--n-components", "32", "--sae", "MP-SAE", "TopK"]
+    assert main(["--data", "sentences", "--n-sentences", "150", *args,
+                 "--plot", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert "all-MiniLM-L6-v2 embeddings of 150 docstring sentences" in out
+    assert "Equal mean L0" in out and (tmp_path / "s.png").is_file()
+    # Photos: the loader is tested in test_photos.py; here only its wiring into the job.
+    rows = np.random.default_rng(0).random((120, 16), dtype=np.float32)
+    monkeypatch.setattr(datasets, "load_photo_embeddings", lambda: Bunch(X=rows))
+    assert main(["--data", "photos", *args, "--plot", str(tmp_path / "p.png")]) == 0
+    assert "MobileNetV2 feature-map cells of photo crops (120 rows" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="'sentences', 'photos'"):
+        main(["--data", "nothing.csv"])
