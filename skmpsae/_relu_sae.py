@@ -70,7 +70,10 @@ class ReLUSAE(LinearSAE):
     warmup : float, default=0.05
         Share of the optimizer steps spent in linear warmup.
     init : {"data", "random"}, default="data"
-        Initial decoder rows; the encoder starts as their transpose.
+        Initial decoder rows; the encoder starts as their transpose. On
+        digits (as above) "random" reconstructs better and leaves almost no
+        near-duplicate pairs (held-out R^2 0.838 at mean L0 9.2, 2 pairs) but
+        leaves 296 of 512 latents dead (39 with "data").
     bias_init : {"geometric_median", "mean", "zeros"}, default="geometric_median"
         Initial decoder bias.
     random_state : int, RandomState instance or None, default=None
