@@ -8,6 +8,7 @@ from ._registry import __version__
 
 __all__ = [
     "BatchTopKSAE",
+    "JumpReLUSAE",
     "MatchingPursuitSAE",
     "MatryoshkaSAE",
     "ReLUSAE",

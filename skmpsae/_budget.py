@@ -13,7 +13,12 @@ from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["calibrate", "calibrated_stop", "check_threshold"]
+__all__ = ["BUDGET_ATTRIBUTES", "budget_state", "calibrate", "calibrated_stop",
+           "check_budget_state", "check_threshold"]
+
+#: What ``calibrate`` sets, saved and loaded with the model.
+BUDGET_ATTRIBUTES = ("budget_mode_", "budget_threshold_", "budget_n_steps_", "budget_l0_",
+                     "budget_n_iter_")
 
 _MODES = {"coef": "coef_threshold", "residual": "residual_threshold"}
 
@@ -113,3 +118,49 @@ def calibrate(est, X, target_l0, mode, n_steps):
     est.budget_n_steps_ = int(n_steps)
     est.budget_l0_ = float(mean_l0(best))
     est.budget_n_iter_ = est.n_iter_
+
+
+def budget_state(est):
+    """The calibrated budget of ``est`` as JSON-ready values by attribute, or {} when none."""
+    if not hasattr(est, "budget_threshold_"):
+        return {}
+    return {"budget_mode_": str(est.budget_mode_),
+            "budget_threshold_": float(est.budget_threshold_),
+            "budget_n_steps_": int(est.budget_n_steps_),
+            "budget_l0_": float(est.budget_l0_),
+            "budget_n_iter_": int(est.budget_n_iter_)}
+
+
+def check_budget_state(fitted):
+    """Why the budget entries of a loaded ``fitted`` dict are malformed, or None when they are fine.
+
+    Either none of ``BUDGET_ATTRIBUTES`` or all of them, each of its type:
+    a mode of ``_MODES``, finite non-negative threshold and L0, a positive
+    step cap and a non-negative epoch count.
+    """
+    present = [key for key in BUDGET_ATTRIBUTES if key in fitted]
+    if not present:
+        return None
+    if len(present) != len(BUDGET_ATTRIBUTES):
+        missing = sorted(set(BUDGET_ATTRIBUTES) - set(present))
+        return f"a calibrated budget needs all of {list(BUDGET_ATTRIBUTES)}; missing {missing}"
+
+    def real(v):
+        return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+    def integer(v, low):
+        return isinstance(v, Integral) and not isinstance(v, bool) and v >= low
+
+    checks = {"budget_mode_": fitted["budget_mode_"] in _MODES,
+              "budget_threshold_": real(fitted["budget_threshold_"]),
+              "budget_n_steps_": integer(fitted["budget_n_steps_"], 1),
+              "budget_l0_": real(fitted["budget_l0_"]),
+              "budget_n_iter_": integer(fitted["budget_n_iter_"], 0)}
+    rules = {"budget_mode_": "'coef' or 'residual'",
+             "budget_threshold_": "a finite non-negative number",
+             "budget_n_steps_": "a positive integer", "budget_l0_": "a finite non-negative number",
+             "budget_n_iter_": "a non-negative integer"}
+    for key, ok in checks.items():
+        if not ok:
+            return f"fitted {key} must be {rules[key]}, got {fitted[key]!r:.80}"
+    return None

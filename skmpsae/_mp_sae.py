@@ -304,6 +304,12 @@ class MatchingPursuitSAE(BaseSAE):
         n_steps = self.budget_n_steps_ if n_steps is None else self._check_n_steps(n_steps)
         return transform_codes(self, X, n_steps, defaults=False, **kw)
 
+    def _fitted_state(self):
+        from ._budget import budget_state
+
+        arrays, fitted = super()._fitted_state()
+        return arrays, {**fitted, **budget_state(self)}  # the calibrated budget, when set
+
     def calibrate_budget(self, X, target_l0, *, mode="coef", n_steps=None):
         """Choose the budget threshold that gives mean L0 ``target_l0`` on ``X``.
 
@@ -334,8 +340,10 @@ class MatchingPursuitSAE(BaseSAE):
         Returns
         -------
         self : MatchingPursuitSAE
-            With ``budget_mode_``, ``budget_threshold_``, ``budget_n_steps_``
-            and ``budget_l0_`` (the mean L0 reached on ``X``) set.
+            With ``budget_mode_``, ``budget_threshold_``, ``budget_n_steps_``,
+            ``budget_l0_`` (the mean L0 reached on ``X``) and ``budget_n_iter_``
+            (the epochs trained when calibrated) set; ``save``/``load`` and
+            pickling keep them.
 
         Examples
         --------

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._budget import BUDGET_ATTRIBUTES, check_budget_state
 from ._device import validate_loaded_device
 from ._io import (
     MAX_JSON_DEPTH,
@@ -53,7 +54,7 @@ _TOP_KEYS = {"format", "format_version", "skmpsae_version", "class", "params", "
 _ADDED_PARAMS = ("warm_start", "checkpoint_dir", "checkpoint_every", "weight_decay",
                  "max_grad_norm", "sparse_output")
 _FITTED_KEYS = {"n_features_in_", "n_components_", "n_iter_", "loss_curve_", "feature_names_in_",
-                "fit_metrics_"}
+                "fit_metrics_", *BUDGET_ATTRIBUTES}
 
 
 def _checksum(arrays):
@@ -246,6 +247,9 @@ def _check_fitted(path, fitted):
         _fail(path, _CONFIG, "fitted loss_curve_ must be a list of numbers.")
     if "fit_metrics_" in fitted and not check_fit_metrics(fitted["fit_metrics_"]):
         _fail(path, _CONFIG, f"fitted fit_metrics_ is malformed: {fitted['fit_metrics_']!r:.200}.")
+    problem = check_budget_state(fitted)
+    if problem is not None:
+        _fail(path, _CONFIG, f"{problem}.")
     names = fitted.get("feature_names_in_")
     if names is not None and (not isinstance(names, list) or len(names) != fitted["n_features_in_"]
                               or not all(isinstance(v, str) for v in names)):
@@ -336,6 +340,10 @@ def load(path, expected_class=None):
             estimator = _estimator_from(path, config, expected_class)
             fitted = config["fitted"]
             _check_fitted(path, fitted)
+            if any(key in fitted for key in BUDGET_ATTRIBUTES) and \
+                    not hasattr(estimator, "calibrate_budget"):
+                _fail(path, _CONFIG, f"fitted budget_* entries belong to a "
+                                     f"MatchingPursuitSAE, not a {type(estimator).__name__}.")
             arrays = _read_arrays(path, folder, estimator, fitted, config.get("checksum"))
             break
         except ModelFileError:

@@ -18,6 +18,7 @@ ESTIMATORS = {
     "BatchTopKSAE": "._topk_sae",
     "MatryoshkaSAE": "._matryoshka_sae",
     "ReLUSAE": "._relu_sae",
+    "JumpReLUSAE": "._jumprelu_sae",
 }
 
 

@@ -19,7 +19,8 @@ RNG = np.random.default_rng(0)
 X = RNG.random((60, 8))
 D = RNG.standard_normal((16, 8))
 D /= np.linalg.norm(D, axis=1, keepdims=True)
-ESTIMATORS = ["MatchingPursuitSAE", "TopKSAE", "BatchTopKSAE", "MatryoshkaSAE", "ReLUSAE"]
+ESTIMATORS = ["MatchingPursuitSAE", "TopKSAE", "BatchTopKSAE", "MatryoshkaSAE", "ReLUSAE",
+              "JumpReLUSAE"]
 FAST = dict(n_components=16, k=2, max_iter=1, batch_size=32, random_state=0)
 
 BAD_ARRAYS = {

@@ -153,3 +153,68 @@ def test_calibrating_on_training_rows_overshoots_held_out_l0(fitted):
         sae.calibrate_budget(rows, target_l0=8, mode="residual")
         on_test[name] = l0(sae.transform(X_test, budget="calibrated"))
     assert on_test["train"] > 8 + 1 > on_test["val"]
+
+
+def _calibrated(digits):
+    sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(digits[:1400])
+    return sae.calibrate_budget(digits[1400:], target_l0=6, mode="residual")
+
+
+def test_calibrated_budget_survives_save_load_and_pickle(digits, tmp_path):
+    import pickle
+
+    import skmpsae
+    from skmpsae._budget import BUDGET_ATTRIBUTES
+
+    sae = _calibrated(digits)
+    want = sae.transform(digits[1400:], budget="calibrated")
+    sae.save(tmp_path / "mp")
+    for other in (skmpsae.load(tmp_path / "mp"), pickle.loads(pickle.dumps(sae))):
+        for name in BUDGET_ATTRIBUTES:
+            assert getattr(other, name) == getattr(sae, name), name
+            assert type(getattr(other, name)) is type(getattr(sae, name)), name
+        assert_array_equal(other.transform(digits[1400:], budget="calibrated"), want)
+    # An uncalibrated model saves and loads without them.
+    plain = MatchingPursuitSAE(n_components=16, k=2, max_iter=1, random_state=0).fit(digits)
+    plain.save(tmp_path / "plain")
+    assert not hasattr(skmpsae.load(tmp_path / "plain"), "budget_threshold_")
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda f: f.update(budget_mode_="l1"), "budget_mode_ must be 'coef' or 'residual'"),
+    (lambda f: f.update(budget_threshold_=-1.0), "budget_threshold_ must be a finite"),
+    (lambda f: f.update(budget_threshold_="NaN"), "budget_threshold_ must be a finite"),
+    (lambda f: f.update(budget_n_steps_=0), "budget_n_steps_ must be a positive integer"),
+    (lambda f: f.update(budget_n_steps_=True), "budget_n_steps_ must be a positive integer"),
+    (lambda f: f.update(budget_l0_=[1]), "budget_l0_ must be a finite"),
+    (lambda f: f.update(budget_n_iter_=-2), "budget_n_iter_ must be a non-negative"),
+    (lambda f: f.pop("budget_l0_"), "missing \\['budget_l0_'\\]"),
+])
+def test_load_checks_the_budget_entries(digits, tmp_path, edit, match):
+    import json
+
+    import skmpsae
+    from skmpsae.exceptions import ModelFileError
+
+    _calibrated(digits).save(tmp_path / "mp")
+    config = json.loads((tmp_path / "mp" / "config.json").read_text())
+    edit(config["fitted"])
+    (tmp_path / "mp" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=match):
+        skmpsae.load(tmp_path / "mp")
+
+
+def test_budget_entries_on_another_class_are_refused(digits, tmp_path):
+    import json
+
+    import skmpsae
+    from skmpsae import TopKSAE
+    from skmpsae.exceptions import ModelFileError
+
+    TopKSAE(n_components=16, k=2, max_iter=1, random_state=0).fit(digits).save(tmp_path / "t")
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    config["fitted"].update({"budget_mode_": "coef", "budget_threshold_": 0.1,
+                             "budget_n_steps_": 4, "budget_l0_": 2.0, "budget_n_iter_": 1})
+    (tmp_path / "t" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="belong to a MatchingPursuitSAE"):
+        skmpsae.load(tmp_path / "t")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from skmpsae import MatchingPursuitSAE, ReLUSAE, TopKSAE
+from skmpsae import JumpReLUSAE, MatchingPursuitSAE, ReLUSAE, TopKSAE
 from skmpsae.exceptions import TrainingInterruptedWarning
 
 # 1797 digits / 256 rows: 8 steps an epoch, 24 in all.
@@ -22,6 +22,7 @@ CASES = [
     (MatchingPursuitSAE, {"atom_dropout": 0.3, "revive_dead": True}),
     (TopKSAE, {"dead_after": 300}),  # a buffer updated every step
     (ReLUSAE, {}),  # another buffer: the adaptive L1 weight
+    (JumpReLUSAE, {}),  # a trained threshold and an adaptive L0 weight
 ]
 
 

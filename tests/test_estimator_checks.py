@@ -10,13 +10,20 @@ estimator's default parameters and at k = 1, 4 and 32.
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
+from skmpsae import (
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatchingPursuitSAE,
+    MatryoshkaSAE,
+    ReLUSAE,
+    TopKSAE,
+)
 
 # Fast parameters: the checks fit dozens of times on tiny data.
 # (The two skipped checks are scikit-learn's array-API checks, which it skips
 # itself when SCIPY_ARRAY_API is unset; skmpsae does not claim array-API support.)
 FAST = dict(max_iter=2, batch_size=16)
-CLASSES = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE]
+CLASSES = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE, JumpReLUSAE]
 ESTIMATORS = [
     MatchingPursuitSAE(k=1, **FAST, positive_code=False, atom_dropout=0.5, init="random",
                        bias_init="mean"),

@@ -10,7 +10,14 @@ import json
 import numpy as np
 import pytest
 
-from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
+from skmpsae import (
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatchingPursuitSAE,
+    MatryoshkaSAE,
+    ReLUSAE,
+    TopKSAE,
+)
 from skmpsae.interop import load_saelens, load_sparsify, save_saelens, save_sparsify
 from skmpsae.metrics import l0, r2_score
 
@@ -103,18 +110,48 @@ def test_saelens_topk(tmp_path, dtype, rescale):
 def test_saelens_jumprelu_per_latent_threshold(tmp_path, dtype):
     cfg = sae_lens.JumpReLUSAEConfig(d_in=D_IN, d_sae=D_SAE, dtype=str(np.dtype(dtype)))
     peer = _randomise(sae_lens.JumpReLUSAE(cfg), 3)
-    with torch.no_grad():
-        peer.threshold.copy_(torch.linspace(0.0, 0.6, D_SAE, dtype=peer.threshold.dtype))
+    with torch.no_grad():  # 0 (a ReLU) and negative thresholds too
+        peer.threshold.copy_(torch.linspace(-0.1, 0.6, D_SAE, dtype=peer.threshold.dtype))
     peer.save_model(tmp_path)
     est = load_saelens(tmp_path)
-    assert isinstance(est, BatchTopKSAE) and est.threshold_.shape == (D_SAE,)
+    assert isinstance(est, JumpReLUSAE) and est.threshold_.shape == (D_SAE,)
+    assert est.components_.dtype == dtype and (est.threshold_ > 0).all()
     X = _data(dtype)
     codes, out = _peer(peer, X)
     Z = est.transform(X)
     assert (codes != 0).any() and (codes == 0).any()
+    # The decoder norms are folded into the codes (and thresholds): same support.
     np.testing.assert_array_equal(Z != 0, codes != 0)
-    np.testing.assert_allclose(Z, codes, **TOL[dtype])
+    np.testing.assert_allclose(Z, codes * _decoder_norms(peer), **TOL[dtype])
     np.testing.assert_allclose(est.inverse_transform(Z), out, **TOL[dtype])
+    np.testing.assert_allclose(np.linalg.norm(est.components_, axis=1), 1, rtol=1e-5)
+    _check_tooling(est, X)
+    # Back to SAELens and again: the same model.
+    save_saelens(est, tmp_path / "back")
+    again = sae_lens.SAE.load_from_disk(tmp_path / "back")
+    for got, want in zip(_peer(again, X), (Z, out), strict=True):
+        np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def test_saelens_jumprelu_training_file(tmp_path):
+    cfg = sae_lens.JumpReLUTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, jumprelu_bandwidth=0.02,
+                                             l0_coefficient=3.0)
+    peer = _randomise(sae_lens.JumpReLUTrainingSAE(cfg), 7)
+    with torch.no_grad():
+        peer.threshold.copy_(torch.rand(D_SAE, generator=torch.Generator().manual_seed(0)))
+    peer.save_model(tmp_path / "train")
+    peer.save_inference_model(tmp_path / "infer")
+    X = _data(np.float32)
+    codes, out = _peer(sae_lens.SAE.load_from_disk(tmp_path / "infer"), X)
+    for folder in ("train", "infer"):
+        est = load_saelens(tmp_path / folder)
+        assert type(est) is JumpReLUSAE and est.bandwidth == 0.02
+        np.testing.assert_allclose(est.sparsity_coefficient_, [3.0])
+        Z = est.transform(X)
+        np.testing.assert_array_equal(Z != 0, codes != 0)
+        np.testing.assert_allclose(est.inverse_transform(Z), out, **TOL[np.float32])
+    est.partial_fit(X)  # a loaded JumpReLU trains on
+    assert est.n_iter_ == 1
 
 
 def test_saelens_batchtopk_training_and_inference_files(tmp_path):
@@ -192,7 +229,8 @@ _FAST = dict(n_components=D_SAE, k=4, max_iter=2, batch_size=32, random_state=0)
 @pytest.mark.parametrize("make", [
     lambda: ReLUSAE(**_FAST), lambda: TopKSAE(**_FAST), lambda: BatchTopKSAE(**_FAST),
     lambda: MatryoshkaSAE(**_FAST, group_sizes=[16, 32]), lambda: MatchingPursuitSAE(**_FAST),
-], ids=["relu", "topk", "batchtopk", "matryoshka", "mp"])
+    lambda: JumpReLUSAE(**_FAST, bandwidth=0.01),
+], ids=["relu", "topk", "batchtopk", "matryoshka", "mp", "jumprelu"])
 def test_export_saelens(tmp_path, make, dtype):
     X = _data(dtype, seed=1)
     est = make().fit(X)
@@ -206,6 +244,10 @@ def test_export_saelens(tmp_path, make, dtype):
     np.testing.assert_allclose(est.inverse_transform(Z), out, **TOL[dtype])
     again = load_saelens(tmp_path)
     np.testing.assert_allclose(again.transform(X), Z, **TOL[dtype])
+    if isinstance(est, JumpReLUSAE):
+        assert type(again) is JumpReLUSAE and again.k == est.k
+        assert again.bandwidth == est.bandwidth
+        np.testing.assert_allclose(again.threshold_, est.threshold_, rtol=1e-6)
 
 
 def test_export_refuses_to_overwrite_and_signed_mp(tmp_path):

@@ -6,12 +6,19 @@ import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
+from skmpsae import (
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatchingPursuitSAE,
+    MatryoshkaSAE,
+    ReLUSAE,
+    TopKSAE,
+)
 from skmpsae._training._loop import EpochPosition, TrainState, _step
 from skmpsae._training._schedule import warmup_cosine
 from skmpsae.recipes import RECIPE_KEYS, default_recipe, paper_recipe
 
-ALL = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE]
+ALL = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE, JumpReLUSAE]
 FAST = dict(n_components=32, k=4, max_iter=2, batch_size=128, random_state=0)
 
 

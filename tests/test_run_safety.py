@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV
 
-from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
+from skmpsae import (
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatchingPursuitSAE,
+    MatryoshkaSAE,
+    ReLUSAE,
+    TopKSAE,
+)
 from skmpsae.exceptions import (
     CheckpointFallbackWarning,
     ModelFileError,
@@ -18,7 +25,7 @@ from skmpsae.exceptions import (
 )
 
 PARAMS = {"n_components": 32, "k": 4, "max_iter": 2, "batch_size": 256, "random_state": 0}
-ALL = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE]
+ALL = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE, JumpReLUSAE]
 
 
 # ------------------------------------------------------- checkpoints bound to their run

@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 import skmpsae
 from skmpsae import (
     BatchTopKSAE,
+    JumpReLUSAE,
     MatchingPursuitSAE,
     MatryoshkaSAE,
     ReLUSAE,
@@ -23,7 +24,7 @@ from skmpsae import (
 from skmpsae._pursuit._core import densify
 from skmpsae._sparse import CSRBuilder, csr_from_selections
 
-ESTIMATORS = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, ReLUSAE, MatryoshkaSAE]
+ESTIMATORS = [MatchingPursuitSAE, TopKSAE, BatchTopKSAE, ReLUSAE, MatryoshkaSAE, JumpReLUSAE]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 

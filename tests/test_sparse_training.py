@@ -22,6 +22,8 @@ def _params(dtype, cls, seed=0):
     if cls is ReLUSAE:
         arrays["encoder_bias"] -= 0.6  # a few active latents per sample
         arrays["l1_coefficient"] = torch.tensor([0.01], dtype=torch.float64)
+        # Free decoder norms (l1_mode="decoder_norm" trains them), not all 1.
+        arrays["components"] = D * (0.5 + torch.rand(N_COMP, 1, generator=g, dtype=torch.float64))
     else:
         # Every third latent is dead, so that the AuxK loss takes part.
         since = torch.zeros(N_COMP, dtype=torch.float64)
@@ -36,9 +38,9 @@ def _params(dtype, cls, seed=0):
             X.to(dtype))
 
 
-def _estimator(cls):
+def _estimator(cls, l1_mode="decoder_norm"):
     if cls is ReLUSAE:
-        return ReLUSAE(k=K)
+        return ReLUSAE(k=K, l1_mode=l1_mode)
     if cls is MatryoshkaSAE:
         return MatryoshkaSAE(k=K, aux_k=3, group_sizes=[5, 10, 25], dead_after=100)
     return cls(k=K, aux_k=3, dead_after=100)
@@ -71,7 +73,9 @@ def _dense_loss(est, p, xb):
         coef = p["l1_coefficient"]
         l0 = float((z != 0).sum(1).float().mean())
         coef.mul_(np.exp(est.l1_adapt_rate * np.log((l0 + 1) / (est.k + 1))))
-        return loss + coef[0] * z.sum(1).mean(), fired
+        # Decoder-norm-weighted L1 (the default) or plain L1 of a unit-norm decoder.
+        weights = Dm.norm(dim=1) if est.l1_mode == "decoder_norm" else 1.0
+        return loss + coef[0] * (z * weights).sum(1).mean(), fired
     since = p["samples_since_fired"]
     since += xb.shape[0]
     since[fired > 0] = 0
@@ -90,11 +94,13 @@ def _dense_loss(est, p, xb):
 
 @pytest.mark.parametrize("dense_above", [_sparse_codes.DENSE_ABOVE, 0.0])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("cls", [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE])
-def test_batch_loss_matches_dense_formulation(cls, dtype, dense_above, monkeypatch):
+@pytest.mark.parametrize("cls, l1_mode", [(TopKSAE, None), (BatchTopKSAE, None),
+                                          (MatryoshkaSAE, None), (ReLUSAE, "decoder_norm"),
+                                          (ReLUSAE, "unit")])
+def test_batch_loss_matches_dense_formulation(cls, l1_mode, dtype, dense_above, monkeypatch):
     # dense_above=0 takes the dense products (the fallback of mostly active codes).
     monkeypatch.setattr(_sparse_codes, "DENSE_ABOVE", dense_above)
-    est = _estimator(cls)
+    est = _estimator(cls, l1_mode)
     fast, xb = _params(dtype, cls)
     ref, _ = _params(dtype, cls)
     loss, fired = est._batch_loss(fast, xb, epoch=0, rng=None)

@@ -92,6 +92,56 @@ def _load_pursuit(path, cfg, arrays, d_in, d_sae):
                            {"components": D, "bias": bias})
 
 
+_THRESHOLD_CLASSES = ("BatchTopKSAE", "MatryoshkaSAE")
+_THRESHOLD_TRAINING = ("batchtopk", "matryoshka_batchtopk")
+
+
+def _is_batchtopk(cfg):
+    """Whether a ``"jumprelu"`` folder is a BatchTopK's (or Matryoshka's) inference form."""
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    return (meta.get("skmpsae_class") in _THRESHOLD_CLASSES
+            or meta.get("training_architecture") in _THRESHOLD_TRAINING)
+
+
+def _positive(value, default):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        np.isfinite(value) and value > 0
+    return float(value) if ok else default
+
+
+def _load_jumprelu(path, cfg, arrays, weights, d_sae):
+    from .._jumprelu_sae import JumpReLUSAE
+
+    encoder, b_enc, W_dec, b_dec = weights
+    if "log_threshold" in arrays:
+        arrays["threshold"] = np.exp(arrays.pop("log_threshold"))
+    threshold = check_shape(path, _FMT, arrays, "threshold", (d_sae,))
+    # The step commutes with positive scaling: folding the decoder norms into
+    # the encoder scales the thresholds alike and changes no code's support.
+    out = _fold(encoder, b_enc, W_dec)
+    norms = np.linalg.norm(W_dec, axis=1)
+    threshold = threshold * np.where(norms > 0, norms, 1)
+    # SAELens' codes are ReLU(pre) * (pre > threshold): a threshold <= 0 acts
+    # as 0, which the log-threshold holds as the smallest positive normal number.
+    tiny = np.finfo(W_dec.dtype).tiny
+    out["log_threshold"] = np.log(np.maximum(threshold, tiny))
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    details = meta.get("training_architecture_details")
+    details = details if isinstance(details, dict) else {}
+    saved = meta.get("skmpsae_params") if isinstance(meta.get("skmpsae_params"), dict) else {}
+    params = {"n_components": d_sae}
+    bandwidth = saved.get("bandwidth", cfg.get("jumprelu_bandwidth",
+                                                details.get("jumprelu_bandwidth")))
+    params["bandwidth"] = _positive(bandwidth, JumpReLUSAE().bandwidth)
+    k = saved.get("k", cfg.get("target_l0", details.get("target_l0")))
+    if isinstance(k, (int, float)) and not isinstance(k, bool) and 1 <= k:
+        params["k"] = max(1, int(round(k)))
+    coef = saved.get("l0_coefficient", cfg.get("l0_coefficient",
+                                                details.get("l0_coefficient")))
+    out["sparsity_coefficient"] = np.array([_positive(coef, 1.0)])
+    return build_estimator(JumpReLUSAE, params, {**out, "bias": b_dec})
+
+
 def _load_linear(path, cfg, arrays, arch, d_in, d_sae):
     from .._matryoshka_sae import MatryoshkaSAE
     from .._relu_sae import ReLUSAE
@@ -124,7 +174,9 @@ def _load_linear(path, cfg, arrays, arch, d_in, d_sae):
         arrays_out = _fold(encoder, b_enc, W_dec) if rescale else \
             {"components": W_dec, "encoder": encoder, "encoder_bias": b_enc}
         cls, params = TopKSAE, {**params, "k": k}
-    else:  # thresholds: jumprelu, and the training files of batchtopk / matryoshka
+    elif arch == "jumprelu" and not _is_batchtopk(cfg):
+        return _load_jumprelu(path, cfg, arrays, (encoder, b_enc, W_dec, b_dec), d_sae)
+    else:  # thresholds: BatchTopK's inference form; batchtopk / matryoshka training files
         if arch == "jumprelu":
             if "log_threshold" in arrays:
                 arrays["threshold"] = np.exp(arrays.pop("log_threshold"))
@@ -164,9 +216,15 @@ def load_saelens(path):
 
     - ``"standard"`` (ReLU) to :class:`~skmpsae.ReLUSAE`;
     - ``"topk"`` to :class:`~skmpsae.TopKSAE` (same ``k``);
-    - ``"jumprelu"`` (also what SAELens writes for a trained BatchTopK) to
-      :class:`~skmpsae.BatchTopKSAE`, whose ``threshold_`` holds one value, or
-      one per latent when the thresholds differ;
+    - ``"jumprelu"`` to :class:`~skmpsae.JumpReLUSAE` (thresholds as
+      ``threshold_``; a threshold of 0 or below, which SAELens' ReLU makes
+      0, becomes the smallest positive normal number), ``bandwidth``,
+      ``k`` (``target_l0``) and the L0 weight taken from the config where it
+      has them; but a ``"jumprelu"`` folder that SAELens wrote for a trained
+      BatchTopK or Matryoshka (its ``metadata.training_architecture``), or
+      that ``save_saelens`` wrote for one, to :class:`~skmpsae.BatchTopKSAE`,
+      whose ``threshold_`` holds one value, or one per latent when the
+      thresholds differ;
     - ``"batchtopk"`` and ``"matryoshka_batchtopk"`` training folders to
       :class:`~skmpsae.BatchTopKSAE` and :class:`~skmpsae.MatryoshkaSAE`
       (groups from ``matryoshka_widths``), with SAELens' inference threshold;
@@ -176,15 +234,16 @@ def load_saelens(path):
       are not applied: with ``residual_threshold=0`` and
       ``stop_on_duplicate_support=False`` the codes are the same.
 
-    Decoder row norms are folded into the encoder for ReLU (codes are then
-    SAELens' codes times the row norms) and where SAELens ranks or thresholds
-    activations times those norms (``rescale_acts_by_decoder_norm``: the codes
-    are SAELens' codes); otherwise (TopK without rescaling, JumpReLU) the
-    weights are kept as stored and the codes are SAELens' codes.
+    Decoder row norms are folded into the encoder for ReLU and JumpReLU
+    (and into JumpReLU's thresholds; codes are then SAELens' codes times the
+    row norms) and where SAELens ranks or thresholds activations times those
+    norms (``rescale_acts_by_decoder_norm``: the codes are SAELens' codes);
+    otherwise (TopK without rescaling, BatchTopK's thresholds) the weights
+    are kept as stored and the codes are SAELens' codes.
     Reconstructions are SAELens' in every case. Inputs normalised outside
     the weights (``normalize_activations`` other than ``"none"``) are refused.
     Hyperparameters that SAELens does not store (ReLUSAE's target ``k``, a
-    JumpReLU's ``k``) take skmpsae's defaults; they only matter for further
+    JumpReLU's ``k`` without ``target_l0``) take skmpsae's defaults; they only matter for further
     training.
 
     Parameters
@@ -224,12 +283,14 @@ def load_saelens(path):
 
 def _export(estimator):
     """``(architecture, extra config, tensors)`` of a fitted skmpsae estimator."""
+    from .._jumprelu_sae import JumpReLUSAE
     from .._matryoshka_sae import MatryoshkaSAE
     from .._mp_sae import MatchingPursuitSAE
     from .._relu_sae import ReLUSAE
     from .._topk_sae import BatchTopKSAE, TopKSAE
 
-    arrays = fitted_arrays(estimator, (MatchingPursuitSAE, ReLUSAE, TopKSAE), _FMT)
+    arrays = fitted_arrays(estimator, (MatchingPursuitSAE, ReLUSAE, TopKSAE, JumpReLUSAE),
+                           _FMT)
     tensors = {"W_dec": arrays["components"], "b_dec": arrays["bias"]}
     if isinstance(estimator, MatchingPursuitSAE):
         if not estimator.positive_code:
@@ -247,6 +308,12 @@ def _export(estimator):
             extra["metadata"] = {"matryoshka_widths": np.cumsum(
                 estimator.group_sizes_).tolist()}
         return "jumprelu", extra, tensors
+    if isinstance(estimator, JumpReLUSAE):
+        tensors["threshold"] = np.exp(arrays["log_threshold"])
+        # SAELens' inference config has no field for these: kept for load_saelens.
+        saved = {"k": int(estimator.k), "bandwidth": float(estimator.bandwidth),
+                 "l0_coefficient": float(arrays["sparsity_coefficient"][0])}
+        return "jumprelu", {"metadata": {"skmpsae_params": saved}}, tensors
     if isinstance(estimator, TopKSAE):
         return "topk", {"k": int(estimator.k), "rescale_acts_by_decoder_norm": False}, tensors
     return "standard", {}, tensors
@@ -256,7 +323,9 @@ def save_saelens(estimator, path, *, overwrite=False):
     """Write a fitted estimator as an SAELens folder that ``SAE.load_from_disk`` opens.
 
     :class:`~skmpsae.ReLUSAE` becomes ``"standard"``, :class:`~skmpsae.TopKSAE`
-    ``"topk"``, :class:`~skmpsae.BatchTopKSAE` and :class:`~skmpsae.MatryoshkaSAE`
+    ``"topk"``, :class:`~skmpsae.JumpReLUSAE` ``"jumprelu"`` (its thresholds;
+    ``k``, ``bandwidth`` and the L0 weight in ``metadata.skmpsae_params``),
+    :class:`~skmpsae.BatchTopKSAE` and :class:`~skmpsae.MatryoshkaSAE`
     ``"jumprelu"`` (their inference: one threshold on the activations), and
     :class:`~skmpsae.MatchingPursuitSAE` (``positive_code=True``)
     ``"matching_pursuit"`` with ``max_iterations=k`` and no early stop. The
@@ -265,7 +334,8 @@ def save_saelens(estimator, path, *, overwrite=False):
     Parameters
     ----------
     estimator : BaseSAE
-        A fitted ReLUSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE or MatchingPursuitSAE.
+        A fitted ReLUSAE, JumpReLUSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE or
+        MatchingPursuitSAE.
     path : str or path-like
         Folder to write ``cfg.json`` and ``sae_weights.safetensors`` into
         (created when missing).
