@@ -1,7 +1,7 @@
 """The main job: train SAEs on a real data set and compare them at equal budget.
 
-``python -m skmpsae --data digits`` trains MP-SAE, TopK, BatchTopK, Matryoshka
-and ReLU SAEs (same k, same dictionary size, default training) on
+``python -m skmpsae --data digits`` trains MP-SAE, TopK, BatchTopK, Matryoshka,
+ReLU and JumpReLU SAEs (same k, same dictionary size, default training) on
 scikit-learn's digits (or ``--data patches`` for natural-image patches,
 ``--data sentences`` for the packaged MiniLM's embeddings of docstring
 sentences, ``--data photos`` for MobileNetV2 features of photo crops, or a
@@ -65,6 +65,7 @@ SAES = {
     "BatchTopK": "BatchTopKSAE",
     "Matryoshka": "MatryoshkaSAE",
     "ReLU": "ReLUSAE",
+    "JumpReLU": "JumpReLUSAE",
 }
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from skmpsae import BatchTopKSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
+from skmpsae import BatchTopKSAE, JumpReLUSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
 from skmpsae.comparison import budget_codes, pareto_curve, r2_at_l0
 from skmpsae.metrics import l0
 
-LINEAR = [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE]
+LINEAR = [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE, JumpReLUSAE]
 
 
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["float32", "float64"])
@@ -35,11 +35,17 @@ def test_per_sample_gives_exactly_l0_codes_at_most(cls, splits):
 def test_mean_threshold_equals_naive_global_threshold(cls, splits):
     X_train, X_val, X_test = splits
     sae = _fit(cls, X_train)
-    # Naive rule: every positive activation, one threshold keeping 5 per row of X_val on average.
-    full_val = np.maximum((X_val - sae.bias_) @ sae.encoder_.T + sae.encoder_bias_, 0)
+    # Naive rule: every positive activation (above JumpReLU's own thresholds), one global
+    # threshold keeping 5 per row of X_val on average.
+    def activations(X):
+        pre = (X - sae.bias_) @ sae.encoder_.T + sae.encoder_bias_
+        return np.where(pre > getattr(sae, "threshold_", 0) if cls is JumpReLUSAE else pre > 0,
+                        pre, 0)
+
+    full_val = activations(X_val)
     values = np.sort(full_val[full_val > 0])[::-1]
     threshold = values[5 * len(X_val)]
-    full_test = np.maximum((X_test - sae.bias_) @ sae.encoder_.T + sae.encoder_bias_, 0)
+    full_test = activations(X_test)
     expected = np.where(full_test > threshold, full_test, 0)
     Z = budget_codes(sae, X_test, 5, accounting="mean", X_calibration=X_val)
     assert Z.dtype == X_test.dtype
