@@ -24,10 +24,11 @@ from skmpsae import JumpReLUSAE, ReLUSAE, TopKSAE
 from skmpsae.metrics import dead_fraction, l0, near_duplicate_count, r2_score
 
 SAES = {
-    # ReLUSAE as it was before the decoder-norm recipe (unit-norm decoder, 50 epochs).
+    # ReLUSAE's defaults (unit-norm decoder, 50 epochs) and the decoder-norm recipe.
     "ReLU-old": lambda k, seed: ReLUSAE(k=k, l1_mode="unit", max_iter=50, learning_rate=1e-2,
                                         random_state=seed),
-    "ReLU": lambda k, seed: ReLUSAE(k=k, random_state=seed),
+    "ReLU": lambda k, seed: ReLUSAE(k=k, l1_mode="decoder_norm", learning_rate=3e-2,
+                                    random_state=seed),
     "JumpReLU": lambda k, seed: JumpReLUSAE(k=k, random_state=seed),
     "TopK": lambda k, seed: TopKSAE(k=k, random_state=seed),
 }
