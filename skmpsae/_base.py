@@ -99,9 +99,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
         if check_n_steps(n_steps) is None:
             return self.k
-        from ._device import check_fits_in_memory
+        from ._memory import check_fits_in_memory
 
-        # Each encoded row keeps an index and a coefficient per step.
+        # Each encoded row keeps an index and a coefficient per step (the rows
+        # themselves are counted once X is known: check_pursuit_memory).
         check_fits_in_memory(16 * int(n_steps), f"n_steps={n_steps}",
                              "choose a smaller n_steps")
         return int(n_steps)
@@ -122,13 +123,13 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_components = int(self.n_components)
         else:
             n_components = max(1, int(round(self.expansion_factor * n_features)))
-        from ._device import check_fits_in_memory
+        from ._memory import check_fits_in_memory, training_bytes
 
-        # Each (n_components, n_features) array is trained with a gradient and
-        # two Adam moments, and is first drawn in float64.
+        # A floor that holds for any data (float32, one-row batches); fit checks
+        # again with the data's dtype and batch (check_training_memory).
         n_matrices = sum(self._array_shapes[name] == ("c", "f") for name in self._array_names)
         check_fits_in_memory(
-            n_components * n_features * 4 * (5 * n_matrices),
+            training_bytes(n_components, n_features, n_matrices, 0, 4),
             f"n_components={n_components} latents of {n_features} features "
             f"(n_components={self.n_components}, expansion_factor={self.expansion_factor})",
             "choose a smaller n_components or expansion_factor")

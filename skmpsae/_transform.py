@@ -44,9 +44,19 @@ def _add_codes(estimator, X, n_steps, builder, **kwargs):
             builder.add_dense(estimator._encode(block, n_steps, **kwargs))
 
 
+def _check_memory(estimator, X, n_steps, sparse):
+    """Refuse, before encoding, codes and selections of ``X`` that cannot fit in memory."""
+    from ._memory import check_pursuit_memory
+
+    check_pursuit_memory(X.shape[0], estimator.n_components_,
+                         estimator.n_components_ if n_steps is None else n_steps,
+                         X.dtype.itemsize, sparse=sparse, selects=estimator._selects)
+
+
 def validated_codes(estimator, X, n_steps, **kwargs):
     """Codes of validated ``X``: dense, or CSR when ``estimator.sparse_output``."""
     n_steps = estimator._check_n_steps(n_steps)
+    _check_memory(estimator, X, n_steps, estimator.sparse_output)
     if not estimator.sparse_output:
         return estimator._encode(X, n_steps, **kwargs)
     builder = CSRBuilder(estimator.n_components_, X.dtype)
@@ -106,7 +116,9 @@ def iter_code_chunks(estimator, X, n_steps, sparse=None, **kwargs):
     try:
         for index, raw in enumerate(chunks):
             chunk = _check_chunk(estimator, raw, index)
-            if estimator.sparse_output if sparse is None else sparse:
+            as_sparse = estimator.sparse_output if sparse is None else sparse
+            _check_memory(estimator, chunk, n_steps, as_sparse)
+            if as_sparse:
                 builder = CSRBuilder(estimator.n_components_, chunk.dtype)
                 _add_codes(estimator, chunk, n_steps, builder, **kwargs)
                 yield builder.build()
