@@ -76,7 +76,7 @@ def test_checkpoint_folder_layout(digits, tmp_path):
     sae = MatchingPursuitSAE(**PARAMS, checkpoint_dir=tmp_path / "ck").fit(digits)
     folders = sorted(p.name for p in (tmp_path / "ck").iterdir())
     # Epoch ends only (no checkpoint_every); the two newest are kept.
-    assert folders == ["latest", "step-000000000016", "step-000000000024"]
+    assert folders == ["latest", "run.json", "step-000000000016", "step-000000000024"]
     meta = json.loads((tmp_path / "ck" / "step-000000000024" / "checkpoint.json").read_text())
     assert meta["class"] == "MatchingPursuitSAE" and meta["n_iter"] == 3
     assert set(meta["adam"]) == {"components", "bias"}

@@ -162,6 +162,10 @@ class _Run:
         return state
 
     def _read_checkpoint(self):
+        if self.sync is None or self.sync.rank == 0:
+            self.store.claim(class_name=type(self.est).__name__,
+                             params=self.est.get_params(deep=False),
+                             fingerprint=_fingerprint(self.source))
         saved = self.store.read() if self.sync is None or self.sync.rank == 0 else None
         if self.sync is not None:
             saved = self.sync.broadcast_object(saved)
