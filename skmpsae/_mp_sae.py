@@ -37,6 +37,9 @@ class MatchingPursuitSAE(BaseSAE):
         Atoms per input feature when ``n_components`` is None.
     k : int, default=16
         Pursuit steps in training, and the default sparsity of ``transform``.
+        ``k > n_components`` is allowed: an atom may be selected again (its
+        coefficients add up), so a sample still has at most
+        ``n_components`` nonzero codes.
     positive_code : bool, default=True
         Non-negative codes (the paper's MP-SAE); False gives signed MP.
     max_iter : int, default=50
