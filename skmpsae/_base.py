@@ -462,9 +462,9 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         into place. Replacing a model is one atomic exchange of the two
         folders on Linux (``renameat2(RENAME_EXCHANGE)``); where the platform
         or the file system cannot exchange folders (macOS, Windows, some
-        network file systems), the old folder is first moved aside to a
-        hidden ``.<name>.*.old`` folder beside it, then the new one is renamed
-        into place, and the old one removed: a crash between those two
+        network file systems), the old folder is first moved aside (into a
+        hidden ``.<name>.*.old`` folder beside it, as its ``model``), the new
+        one renamed into place and the old one removed: a crash between those two
         renames leaves no model at ``path`` but the old one whole in that
         hidden folder (move it back by hand). A new ``path`` (or an empty
         folder) is one rename everywhere.

@@ -190,7 +190,7 @@ class CheckpointStore:
         names the file at fault.
         """
         latest = self.path / _LATEST
-        names = self._candidates()
+        names = self._ours()
         if not latest.exists() and not names:
             return None
         try:
@@ -218,14 +218,6 @@ class CheckpointStore:
         raise ModelFileError(
             f"{self._where()} holds no intact checkpoint: {'; '.join(problems)}. Remove the "
             "damaged step-* folders and the latest file to start afresh.")
-
-    def _candidates(self):
-        try:
-            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
-        except OSError:
-            return []
-        return [e.name for e in entries if _NAME.fullmatch(e.name)
-                and _is_checkpoint(self.path / e.name)]
 
     def _read_one(self, folder):
         from safetensors import SafetensorError
