@@ -66,28 +66,25 @@ _SCRIPT = r"""
     bar.className = "bar";
     bar.style.width = (100 * (c.energy || 0) / maxEnergy).toFixed(1) + "%";
     div.appendChild(bar);
-    if (c.images.length) {
-      const thumbs = document.createElement("div");
-      thumbs.className = "thumbs";
-      for (const id of c.images) {
-        const img = document.createElement("img");
-        img.src = data.thumbs[id];
-        img.title = "item " + id;
-        thumbs.appendChild(img);
-      }
-      div.appendChild(thumbs);
-    }
-    if (c.texts.length) {
-      const ol = document.createElement("ol");
-      ol.className = "texts";
-      for (const t of c.texts) {
-        const li = document.createElement("li");
-        li.textContent = t;
-        ol.appendChild(li);
-      }
-      div.appendChild(ol);
-    }
+    if (c.images.length) div.appendChild(listOf("div", "thumbs", c.images, (id) => {
+      const img = document.createElement("img");
+      img.src = data.thumbs[id];
+      img.title = "item " + id;
+      return img;
+    }));
+    if (c.texts.length) div.appendChild(listOf("ol", "texts", c.texts, (t) => {
+      const li = document.createElement("li");
+      li.textContent = t;
+      return li;
+    }));
     return div;
+  }
+  // One element of class className holding make(item) for each item (thumbnails, texts).
+  function listOf(tag, className, items, make) {
+    const box = document.createElement(tag);
+    box.className = className;
+    for (const item of items) box.appendChild(make(item));
+    return box;
   }
   function render() {
     const q = search.value.trim().toLowerCase();
