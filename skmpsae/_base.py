@@ -15,9 +15,12 @@ partial_fit, transform, inverse_transform, score, set_output, persistence):
 
 import functools
 import os
+from collections.abc import Iterable
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +30,9 @@ from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import validate_loaded_device
 from ._validation import FLOATS, check_n_steps, naming
 from ._validation import check_magnitude as _check_magnitude
+
+if TYPE_CHECKING:  # annotations only
+    import scipy.sparse
 
 __all__ = ["BaseSAE"]
 
@@ -161,7 +167,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "n_iter": self.n_iter_}
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike | Iterable, y: None = None) -> Self:
         """Train the SAE on ``X`` for ``max_iter`` epochs.
 
         Parameters
@@ -205,7 +211,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike | Iterable, y: None = None) -> Self:
         """One epoch over ``X`` at the constant ``learning_rate``, continuing any earlier fit.
 
         Parameters
@@ -295,7 +301,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             functools.partial(method, **kwargs), dtype=dtype,
             chunks=(X.chunks[0], (n_columns,)), meta=block_meta(self, method, dtype))
 
-    def transform(self, X, n_steps=None):
+    def transform(self, X: ArrayLike | Iterable,
+                  n_steps: int | None = None) -> "np.ndarray | scipy.sparse.csr_matrix":
         """Sparse codes of ``X``.
 
         Parameters
@@ -338,7 +345,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         arrays = self._cast(Z.dtype)
         return Z @ arrays["components"] + arrays["bias"]
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Reconstruction ``X @ components_ + bias_`` of codes ``X``.
 
         Parameters
@@ -377,7 +384,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return self._decode(Z)
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: None = None) -> float:
         """Explained variance R^2 of the reconstruction of ``X`` at the trained ``k``.
 
         Parameters
@@ -443,7 +450,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._optimizer_state, self._n_steps = None, 0
         self._cache = _Cache()
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
         The folder holds ``config.json`` (the class, its parameters, fitted
@@ -492,7 +499,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         save(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike) -> "BaseSAE":
         """Load a model saved with ``save``; the saved class must be ``cls``.
 
         Parameters

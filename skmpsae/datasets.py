@@ -27,7 +27,7 @@ __all__ = [
 
 
 def load_image_patches(patch_size: int = 8, n_patches: int = 20000, *, remove_mean: bool = True,
-                       random_state=0) -> np.ndarray:
+                       random_state: "int | np.random.RandomState | None" = 0) -> np.ndarray:
     """Grey-scale patches of scikit-learn's two sample photographs (china, flower).
 
     Natural-image patches are the classic sparse-coding data set: their

@@ -6,6 +6,7 @@ device (``_gpu_arrays``).
 """
 
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 from numpy.typing import ArrayLike
 
@@ -16,6 +17,10 @@ from ._checks import as_float_array, check_dictionary, check_gram, check_vector
 from ._core import encode
 from ._gpu_arrays import device_array_kind, encode_device_arrays
 from ._plan import DEFAULT_MEMORY_BUDGET, choose_backend
+
+if TYPE_CHECKING:  # annotations only
+    import numpy as np
+    import scipy.sparse
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 
@@ -42,7 +47,7 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
               gram: ArrayLike | None = None, backend: str = "auto",
               memory_budget: int = DEFAULT_MEMORY_BUDGET,
               residual_threshold: float | None = None, coef_threshold: float | None = None,
-              sparse_output: bool = False):
+              sparse_output: bool = False) -> "np.ndarray | scipy.sparse.csr_matrix":
     """Sparse codes of ``X`` by matching pursuit over a unit-norm dictionary.
 
     Each sample starts from the residual ``r = x - bias``; each step picks the
