@@ -7,9 +7,11 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["concept_browser"]
 
@@ -201,8 +203,10 @@ def _is_ours(path):
         return False
 
 
-def concept_browser(report, path, *, images=None, texts=None, item_index=None, n_items=8,
-                    thumb_size=96, title="Concept browser") -> Path:
+def concept_browser(report: "pandas.DataFrame", path: "str | os.PathLike", *,  # noqa: F821
+                    images: Sequence | None = None, texts: Sequence | None = None,
+                    item_index: ArrayLike | None = None, n_items: int = 8,
+                    thumb_size: int = 96, title: str = "Concept browser") -> Path:
     """Write one self-contained HTML page with a card per latent of a feature report.
 
     Each card shows the latent's frequency, mean activation, energy and

@@ -206,8 +206,9 @@ def make_hierarchical_concepts(n_samples: int = 10000, *, n_parents: int = 3,
                                child_probability: float = 0.2,
                                standalone_probability: float = 0.05, epsilon: float = 0.1,
                                magnitude: float = 1.5, magnitude_std: float = 0.25,
-                               noise: float = 0.0, dtype=np.float32,
-                               random_state=None) -> HierarchicalConcepts:
+                               noise: float = 0.0, dtype: "type | np.dtype" = np.float32,
+                               random_state: "int | np.random.RandomState | None" = None,
+                               ) -> HierarchicalConcepts:
     """Draw samples from a two-level tree of concepts, the synthetic data of the MP-SAE paper.
 
     Each sample activates at most one top-level concept: parent ``p`` with
