@@ -1,10 +1,17 @@
 """skmpsae: sparse autoencoders as scikit-learn estimators, built around MP-SAE."""
 
+from typing import TYPE_CHECKING
+
 from ._codes_file import transform_to_npz
 from ._model_card import push_to_hub
 from ._pursuit import mp_encode
 from ._registry import ESTIMATORS as _ESTIMATORS
 from ._registry import __version__
+
+if TYPE_CHECKING:  # annotations only
+    from os import PathLike
+
+    from sklearn.base import BaseEstimator
 
 __all__ = [
     "BatchTopKSAE",
@@ -21,7 +28,7 @@ __all__ = [
 ]
 
 
-def load(path):
+def load(path: "str | PathLike") -> "BaseEstimator":
     """Load any skmpsae estimator saved with ``estimator.save(path)``.
 
     Parameters

@@ -15,9 +15,12 @@ partial_fit, transform, inverse_transform, score, set_output, persistence):
 
 import functools
 import os
+from collections.abc import Iterable
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +30,9 @@ from ._compat import Interval, StrOptions, _fit_context, validate_data
 from ._device import validate_loaded_device
 from ._validation import FLOATS, check_n_steps, naming
 from ._validation import check_magnitude as _check_magnitude
+
+if TYPE_CHECKING:  # annotations only
+    import scipy.sparse
 
 __all__ = ["BaseSAE"]
 
@@ -99,9 +105,10 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Validate the ``n_steps`` of transform; ``None`` means the trained ``k``."""
         if check_n_steps(n_steps) is None:
             return self.k
-        from ._device import check_fits_in_memory
+        from ._memory import check_fits_in_memory
 
-        # Each encoded row keeps an index and a coefficient per step.
+        # Each encoded row keeps an index and a coefficient per step (the rows
+        # themselves are counted once X is known: check_pursuit_memory).
         check_fits_in_memory(16 * int(n_steps), f"n_steps={n_steps}",
                              "choose a smaller n_steps")
         return int(n_steps)
@@ -122,13 +129,13 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_components = int(self.n_components)
         else:
             n_components = max(1, int(round(self.expansion_factor * n_features)))
-        from ._device import check_fits_in_memory
+        from ._memory import check_fits_in_memory, training_bytes
 
-        # Each (n_components, n_features) array is trained with a gradient and
-        # two Adam moments, and is first drawn in float64.
+        # A floor that holds for any data (float32, one-row batches); fit checks
+        # again with the data's dtype and batch (check_training_memory).
         n_matrices = sum(self._array_shapes[name] == ("c", "f") for name in self._array_names)
         check_fits_in_memory(
-            n_components * n_features * 4 * (5 * n_matrices),
+            training_bytes(n_components, n_features, n_matrices, 0, 4),
             f"n_components={n_components} latents of {n_features} features "
             f"(n_components={self.n_components}, expansion_factor={self.expansion_factor})",
             "choose a smaller n_components or expansion_factor")
@@ -160,7 +167,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "n_iter": self.n_iter_}
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike | Iterable, y: None = None) -> Self:
         """Train the SAE on ``X`` for ``max_iter`` epochs.
 
         Parameters
@@ -204,7 +211,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike | Iterable, y: None = None) -> Self:
         """One epoch over ``X`` at the constant ``learning_rate``, continuing any earlier fit.
 
         Parameters
@@ -294,7 +301,8 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             functools.partial(method, **kwargs), dtype=dtype,
             chunks=(X.chunks[0], (n_columns,)), meta=block_meta(self, method, dtype))
 
-    def transform(self, X, n_steps=None):
+    def transform(self, X: ArrayLike | Iterable,
+                  n_steps: int | None = None) -> "np.ndarray | scipy.sparse.csr_matrix":
         """Sparse codes of ``X``.
 
         Parameters
@@ -337,7 +345,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         arrays = self._cast(Z.dtype)
         return Z @ arrays["components"] + arrays["bias"]
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Reconstruction ``X @ components_ + bias_`` of codes ``X``.
 
         Parameters
@@ -376,7 +384,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return self._decode(Z)
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: None = None) -> float:
         """Explained variance R^2 of the reconstruction of ``X`` at the trained ``k``.
 
         Parameters
@@ -442,7 +450,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._optimizer_state, self._n_steps = None, 0
         self._cache = _Cache()
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model to the folder ``path`` (safetensors + JSON, no pickle).
 
         The folder holds ``config.json`` (the class, its parameters, fitted
@@ -456,6 +464,17 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         else (a file, a link, a folder with other content) is refused with a
         ``FileExistsError`` naming it, and a model holding NaN or inf with a
         ``ValueError``.
+
+        The new folder is always written beside ``path`` first and renamed
+        into place. Replacing a model is one atomic exchange of the two
+        folders on Linux (``renameat2(RENAME_EXCHANGE)``); where the platform
+        or the file system cannot exchange folders (macOS, Windows, some
+        network file systems), the old folder is first moved aside (into a
+        hidden ``.<name>.*.old`` folder beside it, as its ``model``), the new
+        one renamed into place and the old one removed: a crash between those two
+        renames leaves no model at ``path`` but the old one whole in that
+        hidden folder (move it back by hand). A new ``path`` (or an empty
+        folder) is one rename everywhere.
 
         Parameters
         ----------
@@ -480,7 +499,7 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         save(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike) -> "BaseSAE":
         """Load a model saved with ``save``; the saved class must be ``cls``.
 
         Parameters

@@ -7,9 +7,11 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["concept_browser"]
 
@@ -66,28 +68,25 @@ _SCRIPT = r"""
     bar.className = "bar";
     bar.style.width = (100 * (c.energy || 0) / maxEnergy).toFixed(1) + "%";
     div.appendChild(bar);
-    if (c.images.length) {
-      const thumbs = document.createElement("div");
-      thumbs.className = "thumbs";
-      for (const id of c.images) {
-        const img = document.createElement("img");
-        img.src = data.thumbs[id];
-        img.title = "item " + id;
-        thumbs.appendChild(img);
-      }
-      div.appendChild(thumbs);
-    }
-    if (c.texts.length) {
-      const ol = document.createElement("ol");
-      ol.className = "texts";
-      for (const t of c.texts) {
-        const li = document.createElement("li");
-        li.textContent = t;
-        ol.appendChild(li);
-      }
-      div.appendChild(ol);
-    }
+    if (c.images.length) div.appendChild(listOf("div", "thumbs", c.images, (id) => {
+      const img = document.createElement("img");
+      img.src = data.thumbs[id];
+      img.title = "item " + id;
+      return img;
+    }));
+    if (c.texts.length) div.appendChild(listOf("ol", "texts", c.texts, (t) => {
+      const li = document.createElement("li");
+      li.textContent = t;
+      return li;
+    }));
     return div;
+  }
+  // One element of class className holding make(item) for each item (thumbnails, texts).
+  function listOf(tag, className, items, make) {
+    const box = document.createElement(tag);
+    box.className = className;
+    for (const item of items) box.appendChild(make(item));
+    return box;
   }
   function render() {
     const q = search.value.trim().toLowerCase();
@@ -204,8 +203,10 @@ def _is_ours(path):
         return False
 
 
-def concept_browser(report, path, *, images=None, texts=None, item_index=None, n_items=8,
-                    thumb_size=96, title="Concept browser") -> Path:
+def concept_browser(report: "pandas.DataFrame", path: "str | os.PathLike", *,  # noqa: F821
+                    images: Sequence | None = None, texts: Sequence | None = None,
+                    item_index: ArrayLike | None = None, n_items: int = 8,
+                    thumb_size: int = 96, title: str = "Concept browser") -> Path:
     """Write one self-contained HTML page with a card per latent of a feature report.
 
     Each card shows the latent's frequency, mean activation, energy and

@@ -9,9 +9,12 @@ beside the target; only the row pointers (8 bytes a row) stay in memory; the
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 
 __all__ = ["transform_to_npz"]
 
@@ -34,7 +37,9 @@ def _write_array(archive, name, array):
         np.lib.format.write_array(out, np.asarray(array), allow_pickle=False)
 
 
-def transform_to_npz(estimator, X, path, *, n_steps=None, overwrite=False, **transform_params):
+def transform_to_npz(estimator: BaseEstimator, X: ArrayLike | Iterable, path: str | os.PathLike, *,
+                     n_steps: int | None = None, overwrite: bool = False,
+                     **transform_params) -> tuple[int, int]:
     """Encode ``X`` chunk by chunk into a sparse ``.npz`` file, never holding all the codes.
 
     ``X`` may be an in-memory array, a memory-mapped array or an iterable of

@@ -4,7 +4,7 @@ import warnings
 
 from .exceptions import DeviceFallbackWarning
 
-__all__ = ["check_fits_in_memory", "physical_memory", "resolve_device", "validate_loaded_device"]
+__all__ = ["resolve_device", "validate_loaded_device"]
 
 
 def resolve_device(device):
@@ -47,26 +47,3 @@ def validate_loaded_device(device):
         )
         return "cpu"
     return device
-
-
-def physical_memory():
-    """Bytes of RAM on this machine (None where the OS does not say)."""
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_fits_in_memory(n_bytes, what, fix):
-    """Raise before allocating when ``n_bytes`` exceeds the machine's RAM.
-
-    ``what`` names the parameters and sizes behind the estimate, ``fix``
-    says what to change. The estimate is a floor: a failure then is certain,
-    while below it the allocation is left to the OS.
-    """
-    total = physical_memory()
-    if total is not None and n_bytes > total:
-        raise ValueError(f"{what} needs at least {n_bytes / 2**30:.3g} GiB, more than the "
-                         f"{total / 2**30:.3g} GiB of memory of this machine; {fix}.")

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 __all__ = ["end_of_fit_metrics", "model_card", "push_to_hub", "write_model_card"]
 
@@ -141,8 +142,8 @@ def write_model_card(estimator, folder, name=None):
     (folder / CARD).write_text(model_card(estimator, name or folder.name), encoding="utf-8")
 
 
-def push_to_hub(estimator, repo_id, *, token=None, private=False,
-                commit_message="Upload skmpsae model"):
+def push_to_hub(estimator: BaseEstimator, repo_id: str, *, token: str | None = None,
+                private: bool = False, commit_message: str = "Upload skmpsae model") -> object:
     """Save a fitted SAE (with its model card) and upload the folder to the Hugging Face Hub.
 
     Needs ``huggingface_hub`` (``pip install 'skmpsae[hub]'``) and network

@@ -1,8 +1,11 @@
 """MatchingPursuitSAE: the sparse autoencoder whose encoder is unrolled matching pursuit."""
 
+from collections.abc import Iterable
 from numbers import Real
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._base import BaseSAE, _is_dask
 from ._budget import calibrate, calibrated_stop, check_threshold
@@ -12,6 +15,9 @@ from ._docs import with_shared_docs
 from ._pursuit._core import encode, pursue
 from ._pursuit._gram import gram_matrix
 from ._pursuit._plan import DEFAULT_MEMORY_BUDGET, choose_backend, gram_fits
+
+if TYPE_CHECKING:  # annotations only
+    import scipy.sparse
 
 __all__ = ["MatchingPursuitSAE"]
 
@@ -37,6 +43,9 @@ class MatchingPursuitSAE(BaseSAE):
         Atoms per input feature when ``n_components`` is None.
     k : int, default=16
         Pursuit steps in training, and the default sparsity of ``transform``.
+        ``k > n_components`` is allowed: an atom may be selected again (its
+        coefficients add up), so a sample still has at most
+        ``n_components`` nonzero codes.
     positive_code : bool, default=True
         Non-negative codes (the paper's MP-SAE); False gives signed MP.
     max_iter : int, default=50
@@ -236,8 +245,10 @@ class MatchingPursuitSAE(BaseSAE):
             backend=backend, device=device, residual_threshold=residual_threshold,
             coef_threshold=coef_threshold)
 
-    def transform(self, X, n_steps=None, tol=None, residual_threshold=None,
-                  coef_threshold=None, budget=None):
+    def transform(self, X: ArrayLike | Iterable, n_steps: int | None = None,
+                  tol: float | None = None, residual_threshold: float | None = None,
+                  coef_threshold: float | None = None,
+                  budget: str | None = None) -> "np.ndarray | scipy.sparse.csr_matrix":
         """Sparse codes of ``X`` by matching pursuit.
 
         Parameters
@@ -310,7 +321,8 @@ class MatchingPursuitSAE(BaseSAE):
         arrays, fitted = super()._fitted_state()
         return arrays, {**fitted, **budget_state(self)}  # the calibrated budget, when set
 
-    def calibrate_budget(self, X, target_l0, *, mode="coef", n_steps=None):
+    def calibrate_budget(self, X: ArrayLike, target_l0: float, *, mode: str = "coef",
+                         n_steps: int | None = None) -> "MatchingPursuitSAE":
         """Choose the budget threshold that gives mean L0 ``target_l0`` on ``X``.
 
         The stop of ``mode`` (``"coef"``: the global coefficient stop,

@@ -8,6 +8,7 @@ train and look at a small SAE on a laptop.
 """
 
 import os
+from collections.abc import Sequence
 from numbers import Real
 
 import numpy as np
@@ -74,7 +75,8 @@ def _crops_of(image, scales, size):
                 yield np.asarray(crop), (top, left, side)
 
 
-def load_photo_crops(*, photos=None, scales=(1.0, 0.5), flip=True, size=224) -> Bunch:
+def load_photo_crops(*, photos: Sequence | None = None, scales: Sequence[float] = (1.0, 0.5),
+                     flip: bool = True, size: int = 224) -> Bunch:
     """Square crops of real photos at several scales, with their mirror images.
 
     At each scale ``s`` the crop side is ``s`` times the photo's shorter
@@ -140,8 +142,10 @@ def _embed_crops(spec, crop_args, embedder):
     return X, index, grid, crops
 
 
-def load_photo_embeddings(embedder=None, *, tokens=None, photos=None, scales=(1.0, 0.5),
-                          flip=True, size=224, cache=None) -> Bunch:
+def load_photo_embeddings(embedder: object = None, *, tokens: str | None = None,
+                          photos: Sequence | None = None,
+                          scales: Sequence[float] = (1.0, 0.5), flip: bool = True,
+                          size: int = 224, cache: "str | os.PathLike | None" = None) -> Bunch:
     """Embed the crops of :func:`load_photo_crops` with a vision model, cached on disk.
 
     By default the real ImageNet MobileNetV2 (:class:`skmpsae.embedders.

@@ -47,7 +47,8 @@ class ReLUSAE(LinearSAE):
     expansion_factor : float, default=8
         Latents per input feature when ``n_components`` is None.
     k : int, default=16
-        Target mean L0 (active latents per sample).
+        Target mean L0 (active latents per sample). Above ``n_components``
+        the target cannot be reached: the L1 weight falls to its floor.
     l1_adapt_rate : float, default=0.05
         Exponent of the multiplicative update of the L1 coefficient.
     l1_mode : {"decoder_norm", "unit"}, default="unit"

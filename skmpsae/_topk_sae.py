@@ -23,7 +23,10 @@ _COMMON_DOC = fill_shared("""
     expansion_factor : float, default=8
         Latents per input feature when ``n_components`` is None.
     k : int, default=16
-        Active latents per sample{k_note}.{extra_params}
+        Active latents per sample{k_note}. ``k >= n_components`` keeps every
+        latent active whose pre-activation is positive (a top-k of all the
+        latents keeps them all); ``transform``'s ``n_steps`` may not exceed
+        ``n_components_``.{extra_params}
     max_iter : int, default=50
         Training epochs.
     batch_size : int, default=256

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 from ._sparse import CSRBuilder, dense_chunk_rows
-from ._validation import naming
+from ._validation import check_rows, naming
 
 __all__ = ["block_meta", "iter_code_chunks", "transform_codes", "validated_codes"]
 
@@ -44,9 +44,19 @@ def _add_codes(estimator, X, n_steps, builder, **kwargs):
             builder.add_dense(estimator._encode(block, n_steps, **kwargs))
 
 
+def _check_memory(estimator, X, n_steps, sparse):
+    """Refuse, before encoding, codes and selections of ``X`` that cannot fit in memory."""
+    from ._memory import check_pursuit_memory
+
+    check_pursuit_memory(X.shape[0], estimator.n_components_,
+                         estimator.n_components_ if n_steps is None else n_steps,
+                         X.dtype.itemsize, sparse=sparse, selects=estimator._selects)
+
+
 def validated_codes(estimator, X, n_steps, **kwargs):
     """Codes of validated ``X``: dense, or CSR when ``estimator.sparse_output``."""
     n_steps = estimator._check_n_steps(n_steps)
+    _check_memory(estimator, X, n_steps, estimator.sparse_output)
     if not estimator.sparse_output:
         return estimator._encode(X, n_steps, **kwargs)
     builder = CSRBuilder(estimator.n_components_, X.dtype)
@@ -54,15 +64,17 @@ def validated_codes(estimator, X, n_steps, **kwargs):
     return builder.build()
 
 
-def _check_chunk(estimator, chunk, index):
+def _check_chunk(estimator, chunk, index, first_row):
     with naming("X"):
-        chunk = check_array(chunk, dtype=_FLOATS, input_name="X", order="C")
+        chunk = check_array(chunk, dtype=_FLOATS, input_name="X", order="C",
+                            ensure_all_finite=False)
     if chunk.shape[1] != estimator.n_features_in_:
         raise ValueError(
             f"X: chunk {index} has {chunk.shape[1]} features, but {type(estimator).__name__} "
             f"is expecting {estimator.n_features_in_} features as input."
         )
-    return chunk
+    # The finite and magnitude rules of in-memory X, naming the chunk and the row.
+    return check_rows(chunk, f"chunk {index}", first_row)
 
 
 def _raw_chunks(X):
@@ -104,9 +116,13 @@ def iter_code_chunks(estimator, X, n_steps, sparse=None, **kwargs):
 
         bar = tqdm(total=n_rows, unit="rows", desc=f"{type(estimator).__name__}.transform")
     try:
+        first_row = 0
         for index, raw in enumerate(chunks):
-            chunk = _check_chunk(estimator, raw, index)
-            if estimator.sparse_output if sparse is None else sparse:
+            chunk = _check_chunk(estimator, raw, index, first_row)
+            first_row += chunk.shape[0]
+            as_sparse = estimator.sparse_output if sparse is None else sparse
+            _check_memory(estimator, chunk, n_steps, as_sparse)
+            if as_sparse:
                 builder = CSRBuilder(estimator.n_components_, chunk.dtype)
                 _add_codes(estimator, chunk, n_steps, builder, **kwargs)
                 yield builder.build()

@@ -15,7 +15,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "check_magnitude",
-           "check_n_steps", "naming"]
+           "check_n_steps", "check_rows", "naming"]
 
 #: Float dtypes kept as given; other numeric input becomes the first, float64.
 FLOATS = (np.float64, np.float32)
@@ -102,6 +102,39 @@ def check_codes(Z, n_components=None, name="Z"):
     return Z
 
 
+def _magnitude_bound(dtype, n_features):
+    return float(np.sqrt(np.finfo(dtype).max)) / (64 * np.sqrt(n_features))
+
+
+def check_rows(block, where, first_row=None):
+    """Raise unless the float ``block`` of a stream is finite and of safe magnitude.
+
+    The same rules as for in-memory arrays (finite, ``check_magnitude``'s
+    bound), applied to one chunk of a stream; the error names ``where`` (e.g.
+    ``"chunk 7"``), the row inside it and, with ``first_row`` (the rows before
+    it), the row of the whole ``X`` (only that when ``where`` is None).
+    """
+    if block.size == 0:
+        return block
+    finite = np.isfinite(block).all(axis=1)
+    bound = _magnitude_bound(block.dtype, block.shape[1])
+    largest = np.abs(np.where(np.isfinite(block), block, 0)).max(axis=1)
+    if finite.all() and not (largest > bound).any():
+        return block
+    row = int(np.flatnonzero(~finite | (largest > bound))[0])
+    if where is None:  # a memory-mapped X: its rows are X's rows
+        at = f"row {first_row + row}"
+    else:
+        at = f"{where}, row {row}" + (f" (row {first_row + row} of X)"
+                                      if first_row is not None else "")
+    if not finite[row]:
+        raise ValueError(f"X: {at} contains NaN or infinity; clean the data first.")
+    raise ValueError(
+        f"X: {at} holds a value of magnitude {largest[row]:.3g}, beyond {bound:.3g}: its "
+        f"square overflows {block.dtype} in training and encoding. Scale X (e.g. "
+        "sklearn.preprocessing.StandardScaler) or pass float64.")
+
+
 def check_magnitude(X):
     """Refuse ``X`` whose squared norms would overflow its dtype in training or encoding.
 
@@ -113,7 +146,7 @@ def check_magnitude(X):
     if X.size == 0:
         return X
     largest = max(float(X.max()), -float(X.min()))
-    bound = float(np.sqrt(np.finfo(X.dtype).max)) / (64 * np.sqrt(X.shape[1]))
+    bound = _magnitude_bound(X.dtype, X.shape[1])
     if largest > bound:
         raise ValueError(
             f"X holds values of magnitude up to {largest:.3g}, beyond {bound:.3g}: their squares "

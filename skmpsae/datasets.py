@@ -30,7 +30,7 @@ __all__ = [
 
 
 def load_image_patches(patch_size: int = 8, n_patches: int = 20000, *, remove_mean: bool = True,
-                       random_state=0) -> np.ndarray:
+                       random_state: "int | np.random.RandomState | None" = 0) -> np.ndarray:
     """Grey-scale patches of scikit-learn's two sample photographs (china, flower).
 
     Natural-image patches are the classic sparse-coding data set: their
@@ -61,6 +61,12 @@ def load_image_patches(patch_size: int = 8, n_patches: int = 20000, *, remove_me
     from sklearn.datasets import load_sample_images
     from sklearn.feature_extraction.image import extract_patches_2d
 
+    from ._memory import check_fits_in_memory
+
+    # The patches of each image, then their concatenation (float32).
+    check_fits_in_memory(2 * 4 * n_patches * patch_size**2,
+                         f"n_patches={n_patches} patches of patch_size={patch_size}",
+                         "choose a smaller n_patches or patch_size")
     rng = check_random_state(random_state)
     images = load_sample_images().images
     per_image = [n_patches // len(images) + (i < n_patches % len(images))
@@ -203,8 +209,9 @@ def make_hierarchical_concepts(n_samples: int = 10000, *, n_parents: int = 3,
                                child_probability: float = 0.2,
                                standalone_probability: float = 0.05, epsilon: float = 0.1,
                                magnitude: float = 1.5, magnitude_std: float = 0.25,
-                               noise: float = 0.0, dtype=np.float32,
-                               random_state=None) -> HierarchicalConcepts:
+                               noise: float = 0.0, dtype: "type | np.dtype" = np.float32,
+                               random_state: "int | np.random.RandomState | None" = None,
+                               ) -> HierarchicalConcepts:
     """Draw samples from a two-level tree of concepts, the synthetic data of the MP-SAE paper.
 
     Each sample activates at most one top-level concept: parent ``p`` with
@@ -312,6 +319,13 @@ def make_hierarchical_concepts(n_samples: int = 10000, *, n_parents: int = 3,
         raise ValueError(f"n_features={n_features} is below the number of concepts "
                          f"({n_concepts}); their orthonormal basis needs n_features >= "
                          f"{n_concepts} (or None).")
+    from ._memory import check_fits_in_memory
+
+    # float64 activations and samples, then their dtype copies; an orthonormal basis.
+    check_fits_in_memory(
+        n_samples * (n_concepts + n_features) * (8 + dtype.itemsize) + 8 * n_features**2,
+        f"n_samples={n_samples} samples of n_features={n_features} features and "
+        f"{n_concepts} concepts", "choose a smaller n_samples or n_features")
     rng = check_random_state(random_state)
     directions = _directions(tree, n_features, epsilon, rng)
     activations = _activations(tree, n_samples, probabilities, magnitude, magnitude_std, rng)

@@ -3,12 +3,15 @@
 Every warning skmpsae raises is a :class:`SkmpsaeWarning`, so one filter
 silences or escalates all of them. A saved model or a checkpoint that cannot
 be trusted raises :class:`ModelFileError`; training that produced NaN or
-infinite values raises :class:`TrainingDivergedError`.
+infinite values raises :class:`TrainingDivergedError`; a call whose arrays
+cannot fit in memory raises :class:`InsufficientMemoryError` before
+allocating them.
 """
 
 __all__ = [
     "CheckpointFallbackWarning",
     "DeviceFallbackWarning",
+    "InsufficientMemoryError",
     "ModelFileError",
     "SkmpsaeWarning",
     "TrainingDivergedError",
@@ -32,6 +35,29 @@ class ModelFileError(ValueError):
     ...         skmpsae.load(tmp)  # an empty folder is no model
     ...     except ModelFileError as exc:
     ...         print("config.json" in str(exc), isinstance(exc, ValueError))
+    True True
+    """
+
+
+class InsufficientMemoryError(MemoryError, ValueError):
+    """The arrays a call would allocate cannot fit in this machine's memory.
+
+    Raised up front, before any allocation or work, by ``mp_encode``,
+    ``transform``, ``score`` and ``fit`` when a user-given size
+    (``n_steps``, ``n_components``, ``expansion_factor``, ``batch_size``,
+    the number of samples) makes the estimated arrays larger than the RAM.
+    The message names the parameter, its value and the bytes needed. It is
+    both a ``MemoryError`` and a ``ValueError`` (a bad parameter).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmpsae import mp_encode
+    >>> from skmpsae.exceptions import InsufficientMemoryError
+    >>> try:
+    ...     mp_encode(np.ones((10, 3)), np.eye(3), n_steps=10**12)
+    ... except InsufficientMemoryError as exc:
+    ...     print("n_steps=1000000000000" in str(exc), isinstance(exc, ValueError))
     True True
     """
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 
 from ._validation import check_int, check_n_steps
 from .metrics._coactivation import image_mask, modality_ratio
@@ -50,8 +51,9 @@ class _Accumulator:
         return [index[np.isfinite(values[:, j]), j] for j in range(index.shape[1])]
 
 
-def feature_report(estimator, X: ArrayLike, modality: ArrayLike | None = None, *, image_label=None,
-                   n_top: int = 10, n_steps: int | None = None, batch_size: int = 4096):
+def feature_report(estimator: BaseEstimator, X: ArrayLike, modality: ArrayLike | None = None, *,
+                   image_label: object = None, n_top: int = 10, n_steps: int | None = None,
+                   batch_size: int = 4096) -> "pandas.DataFrame":  # noqa: F821 - imported lazily
     """One row per latent: how often and how strongly it fires, and on which samples.
 
     ``X`` is encoded in chunks of ``batch_size`` samples, so the codes of the

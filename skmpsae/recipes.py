@@ -32,7 +32,7 @@ def _check_overrides(overrides):
                          f"{list(RECIPE_KEYS)}. Pass the others to the estimator directly.")
 
 
-def paper_recipe(**overrides):
+def paper_recipe(**overrides: object) -> dict:
     """The training setting of the MP-SAE paper, as estimator parameters.
 
     - ``expansion_factor=25``: ``n_components = 25 * n_features``;
@@ -89,7 +89,7 @@ def paper_recipe(**overrides):
     return {**_PAPER, **overrides}
 
 
-def default_recipe(estimator="MatchingPursuitSAE", **overrides):
+def default_recipe(estimator: "str | type" = "MatchingPursuitSAE", **overrides: object) -> dict:
     """The library defaults of an SAE class, over the keys of :func:`paper_recipe`.
 
     Parameters

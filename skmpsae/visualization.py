@@ -3,7 +3,11 @@
 Needs matplotlib for the figures (the ``plot`` extra) and pillow for images.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 
 from ._browser import concept_browser
 
@@ -17,7 +21,8 @@ def _codes(estimator, X, n_steps, batch_size=4096):
     return np.abs(np.concatenate(blocks))
 
 
-def top_items(codes, item_index, latents, n_top=6):
+def top_items(codes: ArrayLike, item_index: ArrayLike, latents: ArrayLike,
+              n_top: int = 6) -> list:
     """Find the items where each latent fires most (an item's maximum over its rows).
 
     Parameters
@@ -65,8 +70,12 @@ def _heat(codes, rows, grid, latent):
     return heat
 
 
-def plot_top_activations(estimator, X, images, item_index, *, grid=None, latents=None,
-                         n_top=6, n_steps=None, labels=None, panel_size=1.5, alpha=0.55):
+def plot_top_activations(estimator: BaseEstimator, X: ArrayLike, images: Sequence,
+                         item_index: ArrayLike, *, grid: ArrayLike | None = None,
+                         latents: ArrayLike | None = None, n_top: int = 6,
+                         n_steps: int | None = None, labels: Sequence | None = None,
+                         panel_size: float = 1.5,
+                         alpha: float = 0.55) -> "matplotlib.figure.Figure":  # noqa: F821
     """Each latent's top-activating images, its activation over the token grid overlaid.
 
     One row of panels per latent: the ``n_top`` images where the latent is

@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -70,3 +72,35 @@ def mobilenetv2(tmp_path_factory):
     from skmpsae.embedders import convert_mobilenetv2
 
     return convert_mobilenetv2(tmp_path_factory.mktemp("cache") / "mobilenetv2-imagenet")
+
+
+def _run_after_step(est, step, action):
+    done = {"n": 0}
+    original = est._after_step
+
+    def after_step(params):
+        original(params)
+        done["n"] += 1
+        if done["n"] == step:
+            action()
+
+    est._after_step = after_step
+    return est
+
+
+@pytest.fixture
+def at_step():
+    """``at_step(est, step, action)``: ``est`` runs ``action()`` after optimizer step ``step``.
+
+    Simulates a crash (``action`` raises) or Ctrl-C (``action`` raises SIGINT)
+    at an exact point of a fit; returns ``est``.
+    """
+    return _run_after_step
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, as in an interactive session (CI may ignore SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

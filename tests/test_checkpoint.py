@@ -39,32 +39,18 @@ class _CrashError(RuntimeError):
     pass
 
 
-def _crash_at(est, step, action):
-    """Make ``est`` run ``action`` right after its optimizer step number ``step``."""
-    done = {"n": 0}
-    original = est._after_step
-
-    def after_step(params):
-        original(params)
-        done["n"] += 1
-        if done["n"] == step:
-            action()
-
-    est._after_step = after_step
-    return est
-
-
 def _raise():
     raise _CrashError("killed")
 
 
 @pytest.mark.parametrize(("Estimator", "extra"), CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_resume_after_crash_equals_uninterrupted_run(Estimator, extra, dtype, digits, tmp_path):
+def test_resume_after_crash_equals_uninterrupted_run(at_step, Estimator, extra, dtype, digits,
+                                                     tmp_path):
     X = digits.astype(dtype)
     reference = Estimator(**PARAMS, **extra).fit(X)
     params = {**PARAMS, **extra, "checkpoint_dir": tmp_path, "checkpoint_every": 3}
-    crashing = _crash_at(Estimator(**params), 13, _raise)  # mid-epoch 2, after a checkpoint at 12
+    crashing = at_step(Estimator(**params), 13, _raise)  # mid-epoch 2, after a checkpoint at 12
     with pytest.raises(_CrashError):
         crashing.fit(X)
     assert not hasattr(crashing, "components_")  # a failed fit sets nothing
@@ -77,7 +63,7 @@ def test_checkpoint_folder_layout(digits, tmp_path):
     sae = MatchingPursuitSAE(**PARAMS, checkpoint_dir=tmp_path / "ck").fit(digits)
     folders = sorted(p.name for p in (tmp_path / "ck").iterdir())
     # Epoch ends only (no checkpoint_every); the two newest are kept.
-    assert folders == ["latest", "step-000000000016", "step-000000000024"]
+    assert folders == ["latest", "run.json", "step-000000000016", "step-000000000024"]
     meta = json.loads((tmp_path / "ck" / "step-000000000024" / "checkpoint.json").read_text())
     assert meta["class"] == "MatchingPursuitSAE" and meta["n_iter"] == 3
     assert set(meta["adam"]) == {"components", "bias"}
@@ -96,19 +82,11 @@ def test_checkpoint_of_another_run_is_refused(digits, tmp_path):
         TopKSAE(**PARAMS, checkpoint_dir=tmp_path).fit(digits)
 
 
-@pytest.fixture
-def default_sigint():
-    """Python's own SIGINT handler, as in an interactive session (CI may ignore SIGINT)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.usefixtures("default_sigint")
-def test_ctrl_c_keeps_last_step_and_resumes(digits, tmp_path):
+def test_ctrl_c_keeps_last_step_and_resumes(at_step, digits, tmp_path):
     params = {**PARAMS, "checkpoint_dir": tmp_path}
-    sae = _crash_at(MatchingPursuitSAE(**params), 10,
-                    lambda: signal.raise_signal(signal.SIGINT))
+    sae = at_step(MatchingPursuitSAE(**params), 10,
+                  lambda: signal.raise_signal(signal.SIGINT))
     with pytest.warns(TrainingInterruptedWarning, match="after optimizer step 10.*to resume"):
         sae.fit(digits)
     assert sae._n_steps == 10 and sae.n_iter_ == 1  # a usable estimator at step 10
@@ -119,13 +97,13 @@ def test_ctrl_c_keeps_last_step_and_resumes(digits, tmp_path):
 
 
 @pytest.mark.usefixtures("default_sigint")
-def test_second_ctrl_c_raises(digits):
+def test_second_ctrl_c_raises(at_step, digits):
     def twice():
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        _crash_at(MatchingPursuitSAE(**PARAMS), 2, twice).fit(digits)
+        at_step(MatchingPursuitSAE(**PARAMS), 2, twice).fit(digits)
 
 
 _KILLED_RUN = textwrap.dedent("""
@@ -186,12 +164,12 @@ def test_save_load_keeps_new_parameters_and_reads_older_folders(digits, tmp_path
     assert old.checkpoint_dir is None and old.warm_start is False
 
 
-def test_warm_start_with_checkpoints_trains_and_resumes(digits, tmp_path):
+def test_warm_start_with_checkpoints_trains_and_resumes(at_step, digits, tmp_path):
     params = {**PARAMS, "checkpoint_dir": tmp_path, "warm_start": True}
     reference = MatchingPursuitSAE(**PARAMS, warm_start=True).fit(digits).fit(digits)
     sae = MatchingPursuitSAE(**params).fit(digits)
     # The finished first fit's checkpoint does not stop the warm-started one from training.
-    crashing = _crash_at(sae, 12, _raise)  # in epoch 2 of the continuation
+    crashing = at_step(sae, 12, _raise)  # in epoch 2 of the continuation
     with pytest.raises(_CrashError):
         crashing.fit(digits)
     assert sae.n_iter_ == 3  # the failed continuation changed nothing
@@ -209,11 +187,11 @@ def test_partial_fit_ignores_checkpoint_dir(digits, tmp_path):
     assert sae.n_iter_ == 2 and not any(tmp_path.iterdir())
 
 
-def test_ignored_sigint_is_left_alone(digits):
+def test_ignored_sigint_is_left_alone(at_step, digits):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sae = _crash_at(MatchingPursuitSAE(**PARAMS), 3,
-                        lambda: signal.raise_signal(signal.SIGINT))
+        sae = at_step(MatchingPursuitSAE(**PARAMS), 3,
+                      lambda: signal.raise_signal(signal.SIGINT))
         sae.fit(digits)  # no warning: the signal was ignored, training went on
         assert sae.n_iter_ == 3
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

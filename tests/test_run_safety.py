@@ -141,31 +141,10 @@ def test_relu_l1_adaptation_cannot_overflow(digits):
 
 
 # ----------------------------------------------------------- interrupted fits usable
-@pytest.fixture
-def default_sigint():
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-def _interrupt_after_step(est, step):
-    done = {"n": 0}
-    original = est._after_step
-
-    def after_step(params):
-        original(params)
-        done["n"] += 1
-        if done["n"] == step:
-            signal.raise_signal(signal.SIGINT)
-
-    est._after_step = after_step
-    return est
-
-
 @pytest.mark.usefixtures("default_sigint")
 @pytest.mark.parametrize("cls", [BatchTopKSAE, MatryoshkaSAE], ids=lambda c: c.__name__)
-def test_interrupt_in_first_epoch_leaves_a_threshold(cls, digits):
-    sae = _interrupt_after_step(cls(**PARAMS), 2)
+def test_interrupt_in_first_epoch_leaves_a_threshold(at_step, cls, digits):
+    sae = at_step(cls(**PARAMS), 2, lambda: signal.raise_signal(signal.SIGINT))
     with pytest.warns(TrainingInterruptedWarning):
         sae.fit(digits)
     assert sae.threshold_[0] > 0

@@ -129,7 +129,7 @@ def test_dataloader(digits):
 
 @pytest.mark.parametrize(("chunks", "match"), [
     ([np.zeros((4, 64)), np.zeros((4, 63))], "chunk 1 has 63 features"),
-    ([np.zeros((4, 64)), np.full((4, 64), np.inf)], "chunk 1 contains NaN or infinity"),
+    ([np.zeros((4, 64)), np.full((4, 64), np.inf)], "chunk 1, row 0 contains NaN or infinity"),
     ([np.zeros((4, 64)), np.zeros(64)], "chunk 1 must be a 2-D numeric array"),
     ([np.zeros((0, 64))], "yielded no samples"),
 ])

@@ -6,15 +6,21 @@ device (``_gpu_arrays``).
 """
 
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 from numpy.typing import ArrayLike
 
 from .._compat import Interval, StrOptions, validate_params
+from .._memory import check_pursuit_memory
 from .._validation import FLOATS, check_magnitude
 from ._checks import as_float_array, check_dictionary, check_gram, check_vector
 from ._core import encode
 from ._gpu_arrays import device_array_kind, encode_device_arrays
 from ._plan import DEFAULT_MEMORY_BUDGET, choose_backend
+
+if TYPE_CHECKING:  # annotations only
+    import numpy as np
+    import scipy.sparse
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "mp_encode"]
 
@@ -41,7 +47,7 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
               gram: ArrayLike | None = None, backend: str = "auto",
               memory_budget: int = DEFAULT_MEMORY_BUDGET,
               residual_threshold: float | None = None, coef_threshold: float | None = None,
-              sparse_output: bool = False):
+              sparse_output: bool = False) -> "np.ndarray | scipy.sparse.csr_matrix":
     """Sparse codes of ``X`` by matching pursuit over a unit-norm dictionary.
 
     Each sample starts from the residual ``r = x - bias``; each step picks the
@@ -110,6 +116,13 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
         reconstructs ``X``. A CuPy array (torch CUDA tensor) on ``X``'s GPU
         when ``X`` is one.
 
+    Raises
+    ------
+    skmpsae.exceptions.InsufficientMemoryError
+        Before any work, when the codes and the selections (an index and a
+        coefficient per step for every sample) cannot fit in this machine's
+        memory: ``n_steps=10**9`` is refused at once, not after an hour.
+
     Examples
     --------
     >>> import numpy as np
@@ -139,6 +152,8 @@ def mp_encode(X: ArrayLike, dictionary: ArrayLike, *, n_steps: int,
     D = check_dictionary(dictionary, X.dtype, X.shape[1])
     b = None if bias is None else check_vector(bias, "bias", X.dtype, X.shape[1])
     G = None if gram is None else check_gram(gram, X.dtype, D)
+    check_pursuit_memory(X.shape[0], D.shape[0], n_steps, X.dtype.itemsize,
+                         sparse=sparse_output)
     if sparse_output:
         from .._sparse import sparse_pursuit
 

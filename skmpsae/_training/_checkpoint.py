@@ -14,8 +14,12 @@ counts, the schedule position, the loss curve, the random generator's states
 and running totals inside the epoch, so a resumed fit repeats exactly the
 steps an uninterrupted one would have taken. It is bound to its run: the
 class, the parameters and a fingerprint of the data (rows, features, dtype and
-a hash of sampled rows). A damaged newest checkpoint falls back to the previous
-intact one with a :class:`~skmpsae.exceptions.CheckpointFallbackWarning`.
+a hash of sampled rows). The first fit in a folder claims it before training
+(``run.json``, created exclusively), so a fit of other parameters or other
+data (the next candidate or fold of a search, sequential or in parallel) is
+refused at once, before it trains or writes anything there. A damaged newest
+checkpoint falls back to the previous intact one with a
+:class:`~skmpsae.exceptions.CheckpointFallbackWarning`.
 """
 import json
 import os
@@ -35,6 +39,7 @@ FORMAT = "skmpsae-checkpoint"
 FORMAT_VERSION = 1
 _LATEST = "latest"
 _META = "checkpoint.json"
+_CLAIM = "run.json"
 _TENSORS = "state.safetensors"
 _NAME = re.compile(r"step-\d{12}")
 _KEEP = 2
@@ -92,6 +97,23 @@ def _is_checkpoint(folder):
     except (ValueError, RecursionError):
         return True
     return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def _create_exclusive(path, text):
+    """Create ``path`` holding ``text``; ``FileExistsError`` when it exists already."""
+    fd, tmp = None, path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        try:
+            os.link(tmp, path)  # appears whole, or not at all
+        except (AttributeError, NotImplementedError, PermissionError):
+            # No hard links here (some file systems): exclusive create, then write.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, text.encode())
+    finally:
+        if fd is not None:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
 
 
 def _rng_to(state, arrays, prefix):
@@ -168,7 +190,7 @@ class CheckpointStore:
         names the file at fault.
         """
         latest = self.path / _LATEST
-        names = self._candidates()
+        names = self._ours()
         if not latest.exists() and not names:
             return None
         try:
@@ -196,14 +218,6 @@ class CheckpointStore:
         raise ModelFileError(
             f"{self._where()} holds no intact checkpoint: {'; '.join(problems)}. Remove the "
             "damaged step-* folders and the latest file to start afresh.")
-
-    def _candidates(self):
-        try:
-            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
-        except OSError:
-            return []
-        return [e.name for e in entries if _NAME.fullmatch(e.name)
-                and _is_checkpoint(self.path / e.name)]
 
     def _read_one(self, folder):
         from safetensors import SafetensorError
@@ -263,6 +277,33 @@ class CheckpointStore:
             "rng_epoch": _rng_from(meta["rng_epoch"], tensors, "rng_epoch"),
             "rng_now": _rng_from(meta["rng_now"], tensors, "rng_now"),
         }
+
+    def claim(self, *, class_name, params, fingerprint):
+        """Bind the folder to this run, or raise unless it is bound to the same run.
+
+        ``run.json`` is linked into place complete (or created exclusively),
+        so of two fits starting together exactly one claims the folder and
+        the other compares against its claim.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        claim = _jsonable({"format": FORMAT, "class": class_name, "params": params,
+                           "data": fingerprint})
+        target = self.path / _CLAIM
+        try:
+            _create_exclusive(target, json.dumps(claim, indent=1))
+            return
+        except FileExistsError:
+            pass
+        try:
+            theirs = json.loads(read_regular_file(target, _MAX_META_BYTES))
+            if not isinstance(theirs, dict) or not {"class", "params", "data"} <= set(theirs):
+                raise ValueError("not a run claim")
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ModelFileError(
+                f"{self._where()}: {_CLAIM} cannot be read ({exc}); remove it if no fit is "
+                "running there, or use another checkpoint_dir.") from exc
+        self.check_compatible(theirs, class_name=class_name, params=params,
+                              fingerprint=fingerprint)
 
     def check_compatible(self, meta, *, class_name, params, fingerprint):
         """Raise unless the checkpoint was written by the same estimator on the same data."""

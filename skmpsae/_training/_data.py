@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from .._validation import FLOATS
+from .._validation import FLOATS, check_rows
 
 __all__ = ["ArraySource", "DaskBlocks", "IterableSource", "is_streamed", "validated_stream"]
 
@@ -135,9 +135,7 @@ def check_finite_rows(X, reader=None):
     step = max(1, _CHECK_ROWS_BYTES // max(1, reader.row_bytes))
     for start in range(0, X.shape[0], step):
         block = reader.block(start, min(start + step, X.shape[0]))
-        if not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-            raise ValueError(f"X: row {bad} contains NaN or infinity; clean the data first.")
+        check_rows(block, None, start)
 
 
 class _MappedRows:
@@ -266,9 +264,9 @@ class IterableSource:
                 f"X: chunk {index} has {chunk.shape[1]} features, the first had "
                 f"{self.n_features}; every chunk needs the same columns."
             )
-        if not np.isfinite(chunk).all():
-            raise ValueError(f"X: chunk {index} contains NaN or infinity; clean the data first.")
-        return np.ascontiguousarray(chunk, dtype=self.dtype)
+        if not np.isfinite(chunk).all():  # before the cast (strings, objects fail there)
+            check_rows(np.asarray(chunk, dtype=np.float64), f"chunk {index}")
+        return check_rows(np.ascontiguousarray(chunk, dtype=self.dtype), f"chunk {index}")
 
     def _read_sample(self):
         self._iterator = iter(self.iterable)

@@ -17,6 +17,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._device import resolve_device
+from .._memory import check_training_memory
 from .._threads import torch_threads
 from ..exceptions import TrainingDivergedError
 from ._checkpoint import CheckpointStore, check_checkpoint_dir
@@ -146,6 +147,7 @@ class _Run:
             self.loss_curve, self.n_iter = list(p["loss_curve"]), p["n_iter"]
         else:
             self.n_components = est._resolve_n_components(self.source.n_features)
+            check_training_memory(est, self.n_components, self.source, self.source.n_rows())
             arrays = {name: np.asarray(value, dtype=self.source.dtype) for name, value in
                       est._init_arrays(self.source.sample(), self.n_components,
                                        self.rng).items()}
@@ -160,6 +162,10 @@ class _Run:
         return state
 
     def _read_checkpoint(self):
+        if self.sync is None or self.sync.rank == 0:
+            self.store.claim(class_name=type(self.est).__name__,
+                             params=self.est.get_params(deep=False),
+                             fingerprint=_fingerprint(self.source))
         saved = self.store.read() if self.sync is None or self.sync.rank == 0 else None
         if self.sync is not None:
             saved = self.sync.broadcast_object(saved)

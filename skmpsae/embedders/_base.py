@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_memory
 
@@ -78,7 +79,7 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
 
     # -- scikit-learn API ---------------------------------------------------------------------
 
-    def fit(self, X, y=None) -> "BaseEmbedder":
+    def fit(self, X: object, y: None = None) -> "BaseEmbedder":
         """Check the parameters and the items; nothing is learned and no model is loaded.
 
         Parameters
@@ -110,7 +111,7 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         self._check(X)
         return self
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: object) -> np.ndarray:
         """Embed the items, in order.
 
         The model loads at the first call and stays on the embedder. With
@@ -150,7 +151,7 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         cached = memory.cache(_embed_cached, ignore=["embedder", "items", "modalities"])
         return cached(self._cache_spec(), items_cache_key(items), self, items, modalities)
 
-    def item_index(self, X) -> np.ndarray:
+    def item_index(self, X: object) -> np.ndarray:
         """Position in ``X`` of the item each row of ``transform(X)`` comes from.
 
         ``arange(len(X))`` unless ``tokens="all"``, where each item gives one
@@ -184,7 +185,7 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         counts = self._rows_per_item(self._state(), items, modalities)
         return np.repeat(np.arange(len(items)), counts)
 
-    def modality(self, X) -> np.ndarray:
+    def modality(self, X: object) -> np.ndarray:
         """Modality (``"image"`` or ``"text"``) of each row of ``transform(X)``.
 
         The labels :func:`skmpsae.metrics.modality_score` expects: the
@@ -216,7 +217,7 @@ class BaseEmbedder(TransformerMixin, BaseEstimator):
         _, modalities = self._check(X)
         return modalities[self.item_index(X)]
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
         """Get the names of the output columns: the class name in lower case and a number.
 
         Parameters

@@ -91,7 +91,7 @@ class ImageEmbedder(BaseVisionEmbedder):
         self.memory = memory
         self.verbose = verbose
 
-    def token_grid(self, X) -> np.ndarray:
+    def token_grid(self, X: object) -> np.ndarray:
         """Grid cell (row, column) of each row of ``transform(X)``, with ``tokens="all"``.
 
         Rows of one image run over its grid row-major; with

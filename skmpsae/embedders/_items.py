@@ -86,7 +86,7 @@ def _check_path(path, index):
                          "device); pass an image file.")
 
 
-def item_modality(X) -> np.ndarray:
+def item_modality(X: object) -> np.ndarray:
     """Modality of each item: ``"image"`` or ``"text"``.
 
     The labels :func:`skmpsae.metrics.modality_score` expects, in the order of

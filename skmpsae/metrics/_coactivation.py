@@ -3,6 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 
 from .._validation import check_atoms, check_codes
 
@@ -44,7 +45,7 @@ def modality_ratio(mean_image, mean_text):
     return out
 
 
-def modality_score(Z: ArrayLike, modality: ArrayLike, *, image_label=None) -> np.ndarray:
+def modality_score(Z: ArrayLike, modality: ArrayLike, *, image_label: object = None) -> np.ndarray:
     """Modality score of each latent: the share of its mean activation that comes from images.
 
     For latent ``i``::
@@ -96,7 +97,8 @@ def modality_score(Z: ArrayLike, modality: ArrayLike, *, image_label=None) -> np
     return modality_ratio(mean_image, mean_text)
 
 
-def bridge_score(Z_image: ArrayLike, Z_text: ArrayLike, dictionary) -> np.ndarray:
+def bridge_score(Z_image: ArrayLike, Z_text: ArrayLike,
+                 dictionary: "ArrayLike | BaseEstimator") -> np.ndarray:
     """Bridge score of latent pairs across paired images and texts (Papadimitriou et al. 2025).
 
     For ``n`` image-text pairs with codes ``z^I_m`` (image ``m``) and ``z^T_m``

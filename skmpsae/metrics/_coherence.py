@@ -10,6 +10,7 @@ from numbers import Integral
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from .._validation import check_atoms, check_codes, check_int
@@ -34,7 +35,7 @@ def _check_p(p, n_atoms, allow_none=False):
     return check_int(p, "p", 1, n_atoms - 1)
 
 
-def babel_score(dictionary, p: int) -> float:
+def babel_score(dictionary: "ArrayLike | BaseEstimator", p: int) -> float:
     """Babel score (cumulative coherence) ``mu_1(p)`` of a dictionary (Tropp 2004).
 
     For unit-norm atoms ``d_1 .. d_n``::
@@ -125,7 +126,8 @@ def _eligible(sizes, p):
     return sizes[sizes >= (2 if p is None else p + 1)]
 
 
-def babel_selected(dictionary, Z: ArrayLike, p: int | None = None) -> float:
+def babel_selected(dictionary: "ArrayLike | BaseEstimator", Z: ArrayLike,
+                   p: int | None = None) -> float:
     """Inference-time Babel score: coherence of the atoms each sample's code selects.
 
     For each sample ``x`` with support ``S = {i : z_i != 0}``, the Babel score
@@ -217,8 +219,9 @@ def _draw_sizes(size, n_draws, n_atoms, p, rng):
     return rng.choice(sizes, n_draws) if sizes.size else sizes
 
 
-def babel_random_subsets(dictionary, size: int | ArrayLike, *, n_draws: int = 1000,
-                         p: int | None = None, random_state=None) -> float:
+def babel_random_subsets(dictionary: "ArrayLike | BaseEstimator", size: int | ArrayLike, *,
+                         n_draws: int = 1000, p: int | None = None,
+                         random_state: "int | np.random.RandomState | None" = None) -> float:
     """Babel score within random subsets of atoms: the baseline of :func:`babel_selected`.
 
     Draws ``n_draws`` subsets of distinct atoms uniformly at random and

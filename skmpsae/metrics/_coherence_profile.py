@@ -8,6 +8,8 @@ blocks of the Gram matrix (never held whole), in the dictionary's dtype.
 """
 
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
 
 from .._validation import check_atoms
 from ._coherence import _BLOCK_BYTES, _check_p
@@ -36,7 +38,7 @@ def _cumulative_top(G, p_max):
     return np.cumsum(top[:, ::-1], axis=1)  # (rows, p_max)
 
 
-def babel_curve(dictionary, p_max: int) -> np.ndarray:
+def babel_curve(dictionary: "ArrayLike | BaseEstimator", p_max: int) -> np.ndarray:
     """Babel function ``mu_1(p)`` for every ``p`` from 1 to ``p_max``, in one pass.
 
     ``curve[p - 1]`` equals ``babel_score(dictionary, p)``: for each atom the
@@ -84,7 +86,7 @@ def babel_curve(dictionary, p_max: int) -> np.ndarray:
     return curve
 
 
-def babel_per_atom(dictionary, p: int) -> np.ndarray:
+def babel_per_atom(dictionary: "ArrayLike | BaseEstimator", p: int) -> np.ndarray:
     """Each atom's cumulative coherence: the sum of its ``p`` largest absolute cosines.
 
     The Babel score ``mu_1(p)`` is the maximum of these values; their
@@ -126,7 +128,7 @@ def babel_per_atom(dictionary, p: int) -> np.ndarray:
     return out
 
 
-def near_duplicate_count(dictionary, threshold: float = 0.9) -> int:
+def near_duplicate_count(dictionary: "ArrayLike | BaseEstimator", threshold: float = 0.9) -> int:
     """Number of pairs of atoms whose absolute cosine exceeds ``threshold``.
 
     Pairs ``i < j`` with ``|<d_i, d_j>| > threshold`` after scaling rows to

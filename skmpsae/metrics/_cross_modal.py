@@ -22,7 +22,7 @@ class CrossModalShare(NamedTuple):
     n_alive: int
 
 
-def cross_modal_share(Z: ArrayLike, modality: ArrayLike, *, image_label=None,
+def cross_modal_share(Z: ArrayLike, modality: ArrayLike, *, image_label: object = None,
                       band: tuple = (0.25, 0.75)) -> CrossModalShare:
     """Share of latents with a middle modality score, by count and by activation mass.
 
