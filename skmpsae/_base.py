@@ -18,6 +18,7 @@ import os
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
@@ -335,7 +336,15 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _decode(self, Z):
         arrays = self._cast(Z.dtype)
+        if sp.issparse(Z) and Z.format == "csr":
+            from ._sparse_codes import decode_csr
+
+            return decode_csr(Z, arrays["components"]) + arrays["bias"]
         return Z @ arrays["components"] + arrays["bias"]
+
+    def _metric_codes(self, X, n_steps):
+        """Codes of ``X`` for the end-of-fit metrics: dense, or CSR where cheaper."""
+        return self._encode(X, n_steps)
 
     def inverse_transform(self, X):
         """Reconstruction ``X @ components_ + bias_`` of codes ``X``.

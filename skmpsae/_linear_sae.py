@@ -110,10 +110,13 @@ class LinearSAE(BaseSAE):
         # overlaps a sample fires with its full projection and the sum overshoots
         # (ReLU: all of them). Codes scale linearly with the encoder, so take the
         # least-squares scale of the first reconstruction on a data sample.
+        # In the dtype of the data, which training uses (float64 costs twice as
+        # much for a scalar that float32 gives to 6 digits).
         torch = _torch()
         rows = rng.choice(X.shape[0], min(X.shape[0], 2048), replace=False)
-        sample = torch.from_numpy(np.asarray(X[np.sort(rows)], dtype=np.float64))
-        params = {name: torch.from_numpy(np.asarray(v, dtype=np.float64))
+        dtype = np.float32 if np.asarray(X[:0]).dtype == np.float32 else np.float64
+        sample = torch.from_numpy(np.asarray(X[np.sort(rows)], dtype=dtype))
+        params = {name: torch.from_numpy(np.asarray(v, dtype=dtype))
                   for name, v in arrays.items()}
         with torch.no_grad():
             pre = self._pre(params, sample)
@@ -201,7 +204,8 @@ class LinearSAE(BaseSAE):
             )
         return n_steps
 
-    def _encode(self, X, n_steps):
+    def _entries(self, X, n_steps):
+        """Active entries of the codes of ``X``: ``(shape, rows, cols, values)``, rows ascending."""
         from ._threads import blas_threads
 
         torch = _torch()
@@ -209,9 +213,9 @@ class LinearSAE(BaseSAE):
         W, b_enc = arrays["encoder"], arrays["encoder_bias"]
         with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
             pre = (X - arrays["bias"]) @ W.T + b_enc
-        Z = np.zeros_like(pre)
         if n_steps == 0:
-            return Z
+            empty = np.zeros(0, dtype=np.int64)
+            return pre.shape, empty, empty, np.zeros(0, dtype=pre.dtype)
         pre_t = torch.from_numpy(pre)
         if n_steps is None:
             params = {name: torch.as_tensor(arrays[name].copy()) for name in self._buffer_names}
@@ -219,5 +223,21 @@ class LinearSAE(BaseSAE):
         else:
             rows, cols = self._top_k(pre_t, n_steps)
         rows, cols = rows.numpy(), cols.numpy()
-        Z[rows, cols] = np.maximum(pre[rows, cols], 0)
+        return pre.shape, rows, cols, np.maximum(pre[rows, cols], 0)
+
+    def _encode(self, X, n_steps):
+        shape, rows, cols, values = self._entries(X, n_steps)
+        Z = np.zeros(shape, dtype=X.dtype)
+        Z[rows, cols] = values
         return Z
+
+    def _metric_codes(self, X, n_steps):
+        # CSR straight from the selected entries: the end-of-fit metrics never
+        # build, scan and multiply the dense (rows, n_components) codes.
+        import scipy.sparse as sp
+
+        shape, rows, cols, values = self._entries(X, n_steps)
+        keep = values != 0
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        return sp.csr_matrix((values, cols, indptr), shape=shape)
