@@ -136,7 +136,8 @@ class LinearSAE(BaseSAE):
         if codes.dense:
             values = (xc @ W.T + b_enc)[codes.rows, codes.cols]
         else:
-            values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets())
+            values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets(),
+                                codes.order)
         return codes._replace(values=values.clamp_min(0))
 
     def _reconstruction_loss(self, params, xb, codes):
@@ -170,7 +171,7 @@ class LinearSAE(BaseSAE):
         with torch.no_grad():
             local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
         rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
-        codes = SparseCodes(rows, dead[local.reshape(-1)], None, *pre.shape, dense=False)
+        codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
         # Only the dead latents learn from this loss: the shared decoder bias
         # enters their pre-activations without gradient.
         codes = self._codes(params, (xb - params["bias"]).detach(), pre, codes)
