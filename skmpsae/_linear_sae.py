@@ -23,6 +23,11 @@ from ._compat import Interval, StrOptions
 
 __all__ = ["LinearSAE"]
 
+#: Share of the dead latents selected by AuxK from which its products are
+#: dense over the dead latents' columns rather than sparse (measured on a
+#: 1024-row batch: a dense element costs about a tenth of a sparse entry).
+AUX_DENSE_FROM = 1 / 8
+
 
 def _torch():
     import torch
@@ -145,11 +150,16 @@ class LinearSAE(BaseSAE):
         return ((xb - x_hat) ** 2).sum(dim=1).mean(), x_hat
 
     def _batch_loss(self, params, xb, *, epoch, rng):
+        from ._threads import product_threads
+
         torch = _torch()
         xc = xb - params["bias"]
-        with torch.no_grad():  # one pass over the (batch, n_components) output
-            pre = torch.addmm(params["encoder_bias"], xc, params["encoder"].T)
-        codes = self._codes(params, xc, pre, self._selection(pre, params, training=True))
+        W = params["encoder"]
+        with torch.no_grad(), product_threads(xb.shape[0] * W.shape[0] * W.shape[1]):
+            # One pass over the (batch, n_components) output: the product and the selection.
+            pre = torch.addmm(params["encoder_bias"], xc, W.T)
+            selection = self._selection(pre, params, training=True)
+        codes = self._codes(params, xc, pre, selection)
         loss, x_hat = self._reconstruction_loss(params, xb, codes)
         fired = codes.fired()
         if "samples_since_fired" in params:
@@ -168,15 +178,19 @@ class LinearSAE(BaseSAE):
         if self.aux_coef == 0 or dead.numel() == 0:
             return 0.0
         aux_k = min(self.aux_k or max(1, xb.shape[1] // 2), dead.numel())
-        with torch.no_grad():
-            local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
-        rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
-        codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
         # Only the dead latents learn from this loss: the shared decoder bias
         # enters their pre-activations without gradient.
-        codes = self._codes(params, (xb - params["bias"]).detach(), pre, codes)
+        xc = (xb - params["bias"]).detach()
+        if aux_k >= AUX_DENSE_FROM * dead.numel():
+            e_hat = self._dead_decode(params, xc, dead, aux_k)
+        else:
+            with torch.no_grad():
+                local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
+            rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
+            codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
+            codes = self._codes(params, xc, pre, codes)
+            e_hat = codes.decode(params["components"])
         residual = (xb - x_hat).detach()
-        e_hat = codes.decode(params["components"])
         # Dead latents' activations come from x, and x is much larger than the
         # residual: fitted as they are, the loss mostly shrinks them (measured:
         # more dead latents with AuxK than without). Scaling the auxiliary
@@ -187,6 +201,23 @@ class LinearSAE(BaseSAE):
         # In the units of the reconstruction loss, so aux_coef does not depend
         # on the scale of the data.
         return self.aux_coef * (error ** 2).sum(dim=1).mean()
+
+    @staticmethod
+    def _dead_decode(params, xc, dead, aux_k):
+        """The AuxK reconstruction by dense products over the dead latents' columns alone.
+
+        Where the ``aux_k`` selected are a large share of the dead latents,
+        (batch, n_dead) products beat sparse gathers of ``batch * aux_k``
+        entries (measured: 1024 rows, 384 features, 192 of 580 dead latents).
+        """
+        torch = _torch()
+        pre_dead = torch.addmm(params["encoder_bias"][dead], xc, params["encoder"][dead].T)
+        with torch.no_grad():
+            local = pre_dead.topk(aux_k, dim=1, sorted=False).indices
+            keep = torch.zeros(pre_dead.shape, dtype=torch.bool, device=pre_dead.device)
+            keep.scatter_(1, local, True)
+        z = torch.where(keep, pre_dead, 0).clamp_min(0)
+        return z @ params["components"][dead]
 
     def _after_step(self, params):
         D = params["components"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _sparse_codes
+from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _linear_sae, _sparse_codes
 from skmpsae._sparse_codes import SparseCodes, column_order, gather_pre, sparse_decode
 
 N, D_IN, N_COMP, K = 48, 12, 40, 4
@@ -88,12 +88,16 @@ def _dense_loss(est, p, xb):
     return loss + est.aux_coef * (error ** 2).sum(1).mean(), fired
 
 
+@pytest.mark.parametrize("aux_dense_from", [_linear_sae.AUX_DENSE_FROM, 2.0])
 @pytest.mark.parametrize("dense_above", [_sparse_codes.DENSE_ABOVE, 0.0])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("cls", [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE])
-def test_batch_loss_matches_dense_formulation(cls, dtype, dense_above, monkeypatch):
-    # dense_above=0 takes the dense products (the fallback of mostly active codes).
+def test_batch_loss_matches_dense_formulation(cls, dtype, dense_above, aux_dense_from,
+                                              monkeypatch):
+    # dense_above=0 takes the dense products (the fallback of mostly active codes);
+    # aux_dense_from=2 the sparse AuxK path (3 of 14 dead latents take the dense one).
     monkeypatch.setattr(_sparse_codes, "DENSE_ABOVE", dense_above)
+    monkeypatch.setattr(_linear_sae, "AUX_DENSE_FROM", aux_dense_from)
     est = _estimator(cls)
     fast, xb = _params(dtype, cls)
     ref, _ = _params(dtype, cls)
