@@ -343,8 +343,18 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return Z @ arrays["components"] + arrays["bias"]
 
     def _metric_codes(self, X, n_steps):
-        """Codes of ``X`` for the end-of-fit metrics: dense, or CSR where cheaper."""
-        return self._encode(X, n_steps)
+        """Codes of ``X`` for the end-of-fit metrics: dense, or CSR where cheaper.
+
+        A pursuit's per-step selections give the CSR codes without the dense
+        (rows, n_components) block, its scans and its dense decode.
+        """
+        if not self._selects:
+            return self._encode(X, n_steps)
+        from ._sparse import CSRBuilder
+
+        builder = CSRBuilder(self.n_components_, X.dtype)
+        builder.add_selections(*self._encode(X, n_steps, selections=True))
+        return builder.build()
 
     def inverse_transform(self, X):
         """Reconstruction ``X @ components_ + bias_`` of codes ``X``.
