@@ -181,43 +181,31 @@ class LinearSAE(BaseSAE):
         # Only the dead latents learn from this loss: the shared decoder bias
         # enters their pre-activations without gradient.
         xc = (xb - params["bias"]).detach()
-        if aux_k >= AUX_DENSE_FROM * dead.numel():
-            e_hat = self._dead_decode(params, xc, dead, aux_k)
-        else:
-            with torch.no_grad():
-                local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
-            rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
-            codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
-            codes = self._codes(params, xc, pre, codes)
-            e_hat = codes.decode(params["components"])
         residual = (xb - x_hat).detach()
+        if aux_k >= AUX_DENSE_FROM * dead.numel():
+            from ._auxk import dense_auxk_loss
+            from ._threads import product_threads
+
+            with product_threads(xb.shape[0] * dead.numel() * xb.shape[1]):
+                return dense_auxk_loss(params["encoder"], params["encoder_bias"],
+                                       params["components"], pre, xc, residual, dead, aux_k,
+                                       self.aux_coef)
+        with torch.no_grad():
+            local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
+        rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
+        codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
+        codes = self._codes(params, xc, pre, codes)
+        e_hat = codes.decode(params["components"])
         # Dead latents' activations come from x, and x is much larger than the
         # residual: fitted as they are, the loss mostly shrinks them (measured:
         # more dead latents with AuxK than without). Scaling the auxiliary
         # reconstruction by its least-squares factor, without gradient, makes
-        # them learn residual directions instead.
+        # them learn residual directions instead (also in ``dense_auxk_loss``).
         scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).detach()
         error = residual - e_hat * scale.clamp(0, 1)
         # In the units of the reconstruction loss, so aux_coef does not depend
         # on the scale of the data.
         return self.aux_coef * (error ** 2).sum(dim=1).mean()
-
-    @staticmethod
-    def _dead_decode(params, xc, dead, aux_k):
-        """The AuxK reconstruction by dense products over the dead latents' columns alone.
-
-        Where the ``aux_k`` selected are a large share of the dead latents,
-        (batch, n_dead) products beat sparse gathers of ``batch * aux_k``
-        entries (measured: 1024 rows, 384 features, 192 of 580 dead latents).
-        """
-        torch = _torch()
-        pre_dead = torch.addmm(params["encoder_bias"][dead], xc, params["encoder"][dead].T)
-        with torch.no_grad():
-            local = pre_dead.topk(aux_k, dim=1, sorted=False).indices
-            keep = torch.zeros(pre_dead.shape, dtype=torch.bool, device=pre_dead.device)
-            keep.scatter_(1, local, True)
-        z = torch.where(keep, pre_dead, 0).clamp_min(0)
-        return z @ params["components"][dead]
 
     def _after_step(self, params):
         D = params["components"]
