@@ -36,6 +36,8 @@ Run::
     python benchmarks/bench_peers.py --quick       # < 10 minutes on 2 idle cores
     python benchmarks/bench_peers.py               # 3 rounds, 3 learning rates
     python benchmarks/bench_peers.py --case minilm --family topk
+    python benchmarks/bench_peers.py --case minilm patches --family topk --peers sparsify \
+        --lrs 3e-3
 """
 
 import argparse
@@ -340,11 +342,15 @@ def _installed(module):
         return module in sys.modules
 
 
-def run_family(family, case, X_train, X_test, *, rounds, lrs, seed):
-    """Time every installed trainer of ``family`` in interleaved rounds; print ratios."""
+def run_family(family, case, X_train, X_test, *, rounds, lrs, seed, peers=None):
+    """Time every installed trainer of ``family`` in interleaved rounds; print ratios.
+
+    ``peers``: the libraries to run beside skmpsae (all of the family's when None).
+    """
     trainers = {name: fn for name, (module, fn) in FAMILIES[family].items()
-                if _installed(module)}
-    missing = sorted(set(FAMILIES[family]) - set(trainers))
+                if _installed(module) and (peers is None or name in peers or name == "skmpsae")}
+    missing = sorted(name for name in set(FAMILIES[family]) - set(trainers)
+                     if peers is None or name in peers)
     times = {name: [] for name in trainers}
     scores = {name: {} for name in trainers}
     errors = {}
@@ -392,6 +398,8 @@ def main(argv=None):
     parser.add_argument("--case", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--family", nargs="+", choices=list(FAMILIES), default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--peers", nargs="+", default=None,
+                        help="only these libraries beside skmpsae (e.g. sparsify)")
     parser.add_argument("--lrs", nargs="+", type=float, default=None)
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
                                                         "skmpsae-bench-peers"))
@@ -419,7 +427,8 @@ def main(argv=None):
         if case.data not in data:
             data[case.data] = load(case.data, args.cache, args.seed, args.n_train)
         for family in families:
-            run_family(family, case, *data[case.data], rounds=rounds, lrs=lrs, seed=args.seed)
+            run_family(family, case, *data[case.data], rounds=rounds, lrs=lrs, seed=args.seed,
+                       peers=args.peers)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from numbers import Integral, Real
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array
@@ -343,7 +344,25 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _decode(self, Z):
         arrays = self._cast(Z.dtype)
+        if sp.issparse(Z) and Z.format == "csr":
+            from ._sparse_codes import decode_csr
+
+            return decode_csr(Z, arrays["components"]) + arrays["bias"]
         return Z @ arrays["components"] + arrays["bias"]
+
+    def _metric_codes(self, X, n_steps):
+        """Codes of ``X`` for the end-of-fit metrics: dense, or CSR where cheaper.
+
+        A pursuit's per-step selections give the CSR codes without the dense
+        (rows, n_components) block, its scans and its dense decode.
+        """
+        if not self._selects:
+            return self._encode(X, n_steps)
+        from ._sparse import CSRBuilder
+
+        builder = CSRBuilder(self.n_components_, X.dtype)
+        builder.add_selections(*self._encode(X, n_steps, selections=True))
+        return builder.build()
 
     def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Reconstruction ``X @ components_ + bias_`` of codes ``X``.

@@ -23,6 +23,11 @@ from ._compat import Interval, StrOptions
 
 __all__ = ["LinearSAE"]
 
+#: Share of the dead latents selected by AuxK from which its products are
+#: dense over the dead latents' columns rather than sparse (measured on a
+#: 1024-row batch: a dense element costs about a tenth of a sparse entry).
+AUX_DENSE_FROM = 1 / 8
+
 
 def _torch():
     import torch
@@ -110,10 +115,13 @@ class LinearSAE(BaseSAE):
         # overlaps a sample fires with its full projection and the sum overshoots
         # (ReLU: all of them). Codes scale linearly with the encoder, so take the
         # least-squares scale of the first reconstruction on a data sample.
+        # In the dtype of the data, which training uses (float64 costs twice as
+        # much for a scalar that float32 gives to 6 digits).
         torch = _torch()
         rows = rng.choice(X.shape[0], min(X.shape[0], 2048), replace=False)
-        sample = torch.from_numpy(np.asarray(X[np.sort(rows)], dtype=np.float64))
-        params = {name: torch.from_numpy(np.asarray(v, dtype=np.float64))
+        dtype = np.float32 if np.asarray(X[:0]).dtype == np.float32 else np.float64
+        sample = torch.from_numpy(np.asarray(X[np.sort(rows)], dtype=dtype))
+        params = {name: torch.from_numpy(np.asarray(v, dtype=dtype))
                   for name, v in arrays.items()}
         with torch.no_grad():
             pre = self._pre(params, sample)
@@ -133,7 +141,8 @@ class LinearSAE(BaseSAE):
         if codes.dense:
             values = (xc @ W.T + b_enc)[codes.rows, codes.cols]
         else:
-            values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets())
+            values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets(),
+                                codes.order)
         return codes._replace(values=values.clamp_min(0))
 
     def _reconstruction_loss(self, params, xb, codes):
@@ -141,11 +150,16 @@ class LinearSAE(BaseSAE):
         return ((xb - x_hat) ** 2).sum(dim=1).mean(), x_hat
 
     def _batch_loss(self, params, xb, *, epoch, rng):
+        from ._threads import product_threads
+
         torch = _torch()
         xc = xb - params["bias"]
-        with torch.no_grad():  # one pass over the (batch, n_components) output
-            pre = torch.addmm(params["encoder_bias"], xc, params["encoder"].T)
-        codes = self._codes(params, xc, pre, self._selection(pre, params, training=True))
+        W = params["encoder"]
+        with torch.no_grad(), product_threads(xb.shape[0] * W.shape[0] * W.shape[1]):
+            # One pass over the (batch, n_components) output: the product and the selection.
+            pre = torch.addmm(params["encoder_bias"], xc, W.T)
+            selection = self._selection(pre, params, training=True)
+        codes = self._codes(params, xc, pre, selection)
         loss, x_hat = self._reconstruction_loss(params, xb, codes)
         fired = codes.fired()
         if "samples_since_fired" in params:
@@ -164,20 +178,29 @@ class LinearSAE(BaseSAE):
         if self.aux_coef == 0 or dead.numel() == 0:
             return 0.0
         aux_k = min(self.aux_k or max(1, xb.shape[1] // 2), dead.numel())
+        # Only the dead latents learn from this loss: the shared decoder bias
+        # enters their pre-activations without gradient.
+        xc = (xb - params["bias"]).detach()
+        residual = (xb - x_hat).detach()
+        if aux_k >= AUX_DENSE_FROM * dead.numel():
+            from ._auxk import dense_auxk_loss
+            from ._threads import product_threads
+
+            with product_threads(xb.shape[0] * dead.numel() * xb.shape[1]):
+                return dense_auxk_loss(params["encoder"], params["encoder_bias"],
+                                       params["components"], pre, xc, residual, dead, aux_k,
+                                       self.aux_coef)
         with torch.no_grad():
             local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
         rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
-        codes = SparseCodes(rows, dead[local.reshape(-1)], None, *pre.shape, dense=False)
-        # Only the dead latents learn from this loss: the shared decoder bias
-        # enters their pre-activations without gradient.
-        codes = self._codes(params, (xb - params["bias"]).detach(), pre, codes)
-        residual = (xb - x_hat).detach()
+        codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
+        codes = self._codes(params, xc, pre, codes)
         e_hat = codes.decode(params["components"])
         # Dead latents' activations come from x, and x is much larger than the
         # residual: fitted as they are, the loss mostly shrinks them (measured:
         # more dead latents with AuxK than without). Scaling the auxiliary
         # reconstruction by its least-squares factor, without gradient, makes
-        # them learn residual directions instead.
+        # them learn residual directions instead (also in ``dense_auxk_loss``).
         scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).detach()
         error = residual - e_hat * scale.clamp(0, 1)
         # In the units of the reconstruction loss, so aux_coef does not depend
@@ -201,7 +224,8 @@ class LinearSAE(BaseSAE):
             )
         return n_steps
 
-    def _encode(self, X, n_steps):
+    def _entries(self, X, n_steps):
+        """Active entries of the codes of ``X``: ``(shape, rows, cols, values)``, rows ascending."""
         from ._threads import blas_threads
 
         torch = _torch()
@@ -209,9 +233,9 @@ class LinearSAE(BaseSAE):
         W, b_enc = arrays["encoder"], arrays["encoder_bias"]
         with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
             pre = (X - arrays["bias"]) @ W.T + b_enc
-        Z = np.zeros_like(pre)
         if n_steps == 0:
-            return Z
+            empty = np.zeros(0, dtype=np.int64)
+            return pre.shape, empty, empty, np.zeros(0, dtype=pre.dtype)
         pre_t = torch.from_numpy(pre)
         if n_steps is None:
             params = {name: torch.as_tensor(arrays[name].copy()) for name in self._buffer_names}
@@ -219,5 +243,21 @@ class LinearSAE(BaseSAE):
         else:
             rows, cols = self._top_k(pre_t, n_steps)
         rows, cols = rows.numpy(), cols.numpy()
-        Z[rows, cols] = np.maximum(pre[rows, cols], 0)
+        return pre.shape, rows, cols, np.maximum(pre[rows, cols], 0)
+
+    def _encode(self, X, n_steps):
+        shape, rows, cols, values = self._entries(X, n_steps)
+        Z = np.zeros(shape, dtype=X.dtype)
+        Z[rows, cols] = values
         return Z
+
+    def _metric_codes(self, X, n_steps):
+        # CSR straight from the selected entries: the end-of-fit metrics never
+        # build, scan and multiply the dense (rows, n_components) codes.
+        import scipy.sparse as sp
+
+        shape, rows, cols, values = self._entries(X, n_steps)
+        keep = values != 0
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+        return sp.csr_matrix((values, cols, indptr), shape=shape)

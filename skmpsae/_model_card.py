@@ -34,7 +34,7 @@ def end_of_fit_metrics(estimator, source):
     n = len(sample)
     rows = np.unique(np.linspace(0, n - 1, min(n, METRIC_ROWS)).astype(np.int64))
     X = np.ascontiguousarray(sample[rows])
-    Z = estimator._encode(X, estimator._check_n_steps(None))
+    Z = estimator._metric_codes(X, estimator._check_n_steps(None))
     X_hat = estimator._decode(Z)
     total = source.n_rows()
     return {"n_samples_fit": None if total is None else int(total),

