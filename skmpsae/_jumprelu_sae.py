@@ -292,6 +292,12 @@ class JumpReLUSAE(LinearSAE):
         coef.clamp_(min=info.tiny ** 0.5, max=info.max ** 0.5)
 
     # ------------------------------------------------------------ inference
+    def _entries(self, X, n_steps):
+        # The jump rule, not LinearSAE's selection: the codes of _encode, as entries.
+        Z = self._encode(X, n_steps)
+        rows, cols = np.nonzero(Z)
+        return Z.shape, rows, cols, Z[rows, cols]
+
     def _encode(self, X, n_steps):
         from ._threads import blas_threads
 
