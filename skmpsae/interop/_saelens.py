@@ -9,8 +9,10 @@ decoder row is folded into its encoder row and bias (and JumpReLU threshold)
 whenever the selection of active latents does not depend on it.
 """
 
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from ._common import (
     tensors_bytes,
     write_folder,
 )
+
+if TYPE_CHECKING:
+    from .._base import BaseSAE
 
 __all__ = ["load_saelens", "save_saelens"]
 
@@ -207,7 +212,7 @@ def _load_linear(path, cfg, arrays, arch, d_in, d_sae):
     return build_estimator(cls, params, {**arrays_out, "bias": b_dec})
 
 
-def load_saelens(path):
+def load_saelens(path: str | os.PathLike) -> "BaseSAE":
     """Load an SAE that SAELens saved (``save_model`` / ``save_inference_model``).
 
     The folder holds ``cfg.json`` and ``sae_weights.safetensors``; both are
@@ -319,7 +324,8 @@ def _export(estimator):
     return "standard", {}, tensors
 
 
-def save_saelens(estimator, path, *, overwrite=False):
+def save_saelens(estimator: "BaseSAE", path: str | os.PathLike, *,
+                 overwrite: bool = False) -> Path:
     """Write a fitted estimator as an SAELens folder that ``SAE.load_from_disk`` opens.
 
     :class:`~skmpsae.ReLUSAE` becomes ``"standard"``, :class:`~skmpsae.TopKSAE`

@@ -8,7 +8,9 @@ codes of :class:`~skmpsae.TopKSAE`, with the same array layout.
 """
 
 import json
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,9 @@ from ._common import (
     write_folder,
 )
 
+if TYPE_CHECKING:
+    from .._base import BaseSAE
+
 __all__ = ["load_sparsify", "save_sparsify"]
 
 _FMT = "sparsify"
@@ -30,7 +35,7 @@ CONFIG = "cfg.json"
 WEIGHTS = "sae.safetensors"
 
 
-def load_sparsify(path):
+def load_sparsify(path: str | os.PathLike) -> "BaseSAE":
     """Load a sparse autoencoder that sparsify saved (``SparseCoder.save_to_disk``).
 
     Folders with ``activation="topk"`` that are autoencoders (not
@@ -93,7 +98,8 @@ def load_sparsify(path):
     })
 
 
-def save_sparsify(estimator, path, *, overwrite=False):
+def save_sparsify(estimator: "BaseSAE", path: str | os.PathLike, *,
+                  overwrite: bool = False) -> Path:
     """Write a fitted :class:`~skmpsae.TopKSAE` as a folder that sparsify opens.
 
     Only the per-sample TopK SAE has a sparsify form (BatchTopK's inference
