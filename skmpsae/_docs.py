@@ -1,7 +1,7 @@
 """Docstring fragments that several estimators share, written once."""
 
-__all__ = ["EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "OPTIMIZER_OPTIONS", "TRAINING_CONTROL",
-           "fill_shared", "with_shared_docs"]
+__all__ = ["DATASET_CACHE", "EMBEDDER_DEVICE", "EMBEDDER_RUNTIME", "OPTIMIZER_OPTIONS",
+           "TRAINING_CONTROL", "fill_shared", "with_shared_docs"]
 
 #: The parameters of ``BaseSAE``'s run control (warm start and checkpoints).
 TRAINING_CONTROL = """\
@@ -61,24 +61,34 @@ EMBEDDER_DEVICE = """\
         Never try to download: load from a folder or the local cache only.
 """
 
+#: The ``cache`` parameter of the dataset loaders that embed with a model.
+DATASET_CACHE = """\
+    cache : str or path-like or False, default=None
+        Folder of the cache; None: ``$SKMPSAE_CACHE_DIR`` or the user cache
+        (``~/.cache/skmpsae``); False: no caching.
+"""
+
+
 def fill_shared(doc, **fragments):
     """``doc`` with each marker line ``    {name}`` replaced by its fragment.
 
-    ``training_control``, ``optimizer_options``, ``embedder_runtime`` and
-    ``embedder_device`` are always known; other fragments are passed by name.
+    ``training_control``, ``optimizer_options``, ``embedder_runtime``,
+    ``embedder_device`` and ``dataset_cache`` are always known; other
+    fragments are passed by name.
     """
     if not doc:  # None under python -OO
         return doc
     for name, text in {"training_control": TRAINING_CONTROL,
                         "optimizer_options": OPTIMIZER_OPTIONS,
                         "embedder_runtime": EMBEDDER_RUNTIME,
-                        "embedder_device": EMBEDDER_DEVICE, **fragments}.items():
+                        "embedder_device": EMBEDDER_DEVICE, "dataset_cache": DATASET_CACHE,
+                        **fragments}.items():
         doc = doc.replace(f"    {{{name}}}\n", text)
     return doc
 
 
 def with_shared_docs(cls=None, **fragments):
-    """Class decorator filling the shared fragments of the class docstring.
+    """Class (or function) decorator filling the shared fragments of its docstring.
 
     Use bare (``@with_shared_docs``) or with fragments
     (``@with_shared_docs(joint_params=TEXT)``).

@@ -14,6 +14,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._docs import with_shared_docs
+
 __all__ = ["load_photo_crops", "load_photo_embeddings"]
 
 _SKIMAGE_HINT = 'install scikit-image (the embedders extra: pip install "skmpsae[embedders]")'
@@ -142,6 +144,7 @@ def _embed_crops(spec, crop_args, embedder):
     return X, index, grid, crops
 
 
+@with_shared_docs
 def load_photo_embeddings(embedder: object = None, *, tokens: str | None = None,
                           photos: Sequence | None = None,
                           scales: Sequence[float] = (1.0, 0.5), flip: bool = True,
@@ -172,9 +175,7 @@ def load_photo_embeddings(embedder: object = None, *, tokens: str | None = None,
     size : int, default=224
         Side of the crops in pixels (the model's processor then resizes
         them to its own input size).
-    cache : str or path-like or False, default=None
-        Folder of the cache; None: ``$SKMPSAE_CACHE_DIR`` or the user cache
-        (``~/.cache/skmpsae``); False: no caching.
+    {dataset_cache}
 
     Returns
     -------

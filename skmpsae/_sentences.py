@@ -19,6 +19,7 @@ from sklearn.base import clone
 from sklearn.utils import Bunch, check_random_state
 
 from ._compat import Interval, validate_params
+from ._docs import with_shared_docs
 
 __all__ = ["DOCSTRING_MODULES", "load_docstring_sentences", "load_sentence_embeddings"]
 
@@ -182,6 +183,7 @@ def load_docstring_sentences(n_sentences=None, *, modules=None, random_state=0) 
     return Bunch(texts=texts, source=np.array(sources, dtype=str))
 
 
+@with_shared_docs
 @validate_params(
     {"n_sentences": [Interval(Integral, 1, None, closed="left"), None],
      "embedder": "no_validation", "modules": "no_validation",
@@ -210,9 +212,7 @@ def load_sentence_embeddings(n_sentences=5000, *, embedder=None, modules=None, r
         As for :func:`load_docstring_sentences`.
     random_state : int, RandomState instance or None, default=0
         Seeds the draw of the sentences.
-    cache : str or path-like or False, default=None
-        Folder of the cache; None: ``$SKMPSAE_CACHE_DIR`` or the user cache
-        (``~/.cache/skmpsae``); False: no caching.
+    {dataset_cache}
 
     Returns
     -------

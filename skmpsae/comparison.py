@@ -65,21 +65,60 @@ def _dense(Z):
     return Z.toarray() if sp.issparse(Z) else np.asarray(Z)
 
 
-def _all_activations(est, X):
-    """Yield each chunk of ``X``'s codes with every positive activation kept (dense)."""
-    X = np.asarray(X) if not sp.issparse(X) else X
-    for start in range(0, X.shape[0], _CHUNK):
-        yield _dense(est.transform(X[start:start + _CHUNK], n_steps=est.n_components_))
+def _activations(est, X):
+    """Each chunk of ``X``'s codes with every positive activation kept (dense)."""
+    return [_dense(est.transform(X[start:start + _CHUNK], n_steps=est.n_components_))
+            for start in range(0, X.shape[0], _CHUNK)]
 
 
-def _global_threshold(est, X_calibration, l0):
-    """The activation threshold keeping ``l0`` codes per row of ``X_calibration`` on average."""
-    values = np.concatenate([Z[Z > 0] for Z in _all_activations(est, X_calibration)])
-    keep = int(round(l0 * X_calibration.shape[0]))
+def _threshold(values, n_rows, l0):
+    """The threshold keeping ``l0`` of ``values`` per row on average (the largest left out)."""
+    keep = int(round(l0 * n_rows))
     if keep >= values.size:
         return 0.0  # every positive activation: the SAE cannot spend more
-    # Keep the `keep` largest: the threshold is the largest value left out.
     return float(np.partition(values, values.size - keep - 1)[values.size - keep - 1])
+
+
+def _mean_codes(estimator, X, l0s, X_calibration):
+    """Yield the codes of ``X`` at each mean budget of ``l0s`` (inputs validated).
+
+    A linear-encoder SAE's activations of both arrays are computed once for
+    all the budgets; MP-SAE calibrates a copy of itself for each.
+    """
+    from ._mp_sae import MatchingPursuitSAE
+
+    if isinstance(estimator, MatchingPursuitSAE):
+        for l0 in l0s:
+            # Calibrate a copy: the user's estimator keeps its own budget attributes.
+            est = copy.copy(estimator)
+            est.calibrate_budget(X_calibration, target_l0=l0, mode="coef",
+                                 n_steps=max(1, math.ceil(2 * l0)))
+            yield est.transform(X, budget="calibrated")
+        return
+    values = np.concatenate([Z[Z > 0] for Z in _activations(estimator, X_calibration)])
+    full = _activations(estimator, X)
+    sparse = getattr(estimator, "sparse_output", False)
+    for l0 in l0s:
+        threshold = _threshold(values, X_calibration.shape[0], l0)
+        chunks = [np.where(Z > threshold, Z, 0) for Z in full]
+        yield (sp.vstack([sp.csr_matrix(Z) for Z in chunks], format="csr") if sparse
+               else np.vstack(chunks))
+
+
+def _checked_calibration(estimator, X, X_calibration):
+    if X_calibration is None:
+        raise ValueError("accounting='mean' calibrates a threshold on held-out rows; pass "
+                         "X_calibration (rows used neither in training nor in X).")
+    with naming("X_calibration"):
+        X_calibration = estimator._validate_input(X_calibration)
+    return estimator._validate_input(X), X_calibration
+
+
+def _score(estimator, X, Z):
+    from .metrics import l0 as mean_l0
+    from .metrics import r2_score
+
+    return r2_score(X, estimator.inverse_transform(Z)), mean_l0(Z)
 
 
 def _fragments(l0, accounting):
@@ -139,31 +178,11 @@ def budget_codes(estimator, X: ArrayLike, l0: float, *, accounting: str = "per_s
     >>> budget_codes(sae, X[1500:], 3).astype(bool).sum(axis=1).max()
     np.int64(3)
     """
-    from ._mp_sae import MatchingPursuitSAE
-
     l0 = _check_l0(l0, accounting)
     if accounting == "per_sample":
         return estimator.transform(X, n_steps=min(l0, estimator.n_components_))
-    if X_calibration is None:
-        raise ValueError("accounting='mean' calibrates a threshold on held-out rows; pass "
-                         "X_calibration (rows used neither in training nor in X).")
-    with naming("X_calibration"):
-        X_calibration = estimator._validate_input(X_calibration)
-    if isinstance(estimator, MatchingPursuitSAE):
-        # Calibrate a copy: the user's estimator keeps its own budget attributes.
-        est = copy.copy(estimator)
-        est.calibrate_budget(X_calibration, target_l0=l0, mode="coef",
-                             n_steps=max(1, math.ceil(2 * l0)))
-        return est.transform(X, budget="calibrated")
-    X = estimator._validate_input(X)
-    threshold = _global_threshold(estimator, X_calibration, l0)
-    chunks = []
-    for Z in _all_activations(estimator, X):
-        Z[Z <= threshold] = 0
-        chunks.append(sp.csr_matrix(Z) if getattr(estimator, "sparse_output", False) else Z)
-    if not chunks:
-        return estimator.transform(X)
-    return sp.vstack(chunks, format="csr") if sp.issparse(chunks[0]) else np.vstack(chunks)
+    X, X_calibration = _checked_calibration(estimator, X, X_calibration)
+    return next(_mean_codes(estimator, X, [l0], X_calibration))
 
 
 @_document()
@@ -194,11 +213,8 @@ def r2_at_l0(estimator, X: ArrayLike, l0: float, *, accounting: str = "per_sampl
     >>> round(l0)  # a repeated atom can make a step's code zero
     4
     """
-    from .metrics import l0 as mean_l0
-    from .metrics import r2_score
-
     Z = budget_codes(estimator, X, l0, accounting=accounting, X_calibration=X_calibration)
-    return r2_score(X, estimator.inverse_transform(Z)), mean_l0(Z)
+    return _score(estimator, X, Z)
 
 
 @_document(l0="""\
@@ -232,5 +248,10 @@ def pareto_curve(estimator, X: ArrayLike, l0s, *, accounting: str = "mean",
     >>> bool((l0s.round() == [2, 4, 8]).all() and (np.diff(r2) > 0).all())
     True
     """
-    return np.array([r2_at_l0(estimator, X, l0, accounting=accounting,
-                              X_calibration=X_calibration)[::-1] for l0 in l0s])
+    l0s = [_check_l0(l0, accounting) for l0 in l0s]
+    if accounting == "per_sample":
+        points = [r2_at_l0(estimator, X, l0) for l0 in l0s]
+    else:
+        X, X_calibration = _checked_calibration(estimator, X, X_calibration)
+        points = [_score(estimator, X, Z) for Z in _mean_codes(estimator, X, l0s, X_calibration)]
+    return np.array([(sparsity, r2) for r2, sparsity in points])
