@@ -9,9 +9,11 @@ good as any in that gap, and bisection finds the gap nearest the target.
 """
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
+
+from ._validation import check_int, is_int
 
 __all__ = ["BUDGET_ATTRIBUTES", "budget_state", "calibrate", "calibrated_stop",
            "check_budget_state", "check_threshold"]
@@ -83,8 +85,8 @@ def calibrate(est, X, target_l0, mode, n_steps):
         raise ValueError(f"target_l0 must be a positive number, got {target_l0!r}.")
     if n_steps is None:
         n_steps = max(2 * est.k, math.ceil(2 * target_l0))
-    elif not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer or None, got {n_steps!r}.")
+    else:
+        n_steps = check_int(n_steps, "n_steps", 1)
     if target_l0 > n_steps:
         raise ValueError(f"target_l0={target_l0} exceeds the step cap n_steps={n_steps}; "
                          "raise n_steps or lower target_l0.")
@@ -149,7 +151,7 @@ def check_budget_state(fitted):
         return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
     def integer(v, low):
-        return isinstance(v, Integral) and not isinstance(v, bool) and v >= low
+        return is_int(v) and v >= low
 
     checks = {"budget_mode_": fitted["budget_mode_"] in _MODES,
               "budget_threshold_": real(fitted["budget_threshold_"]),

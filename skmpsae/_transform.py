@@ -13,11 +13,10 @@ import numpy as np
 from sklearn.utils import check_array
 
 from ._sparse import CSRBuilder, dense_chunk_rows
-from ._validation import check_rows, naming
+from ._validation import FLOATS, check_rows, naming
 
 __all__ = ["block_meta", "iter_code_chunks", "transform_codes", "validated_codes"]
 
-_FLOATS = [np.float64, np.float32]
 #: Rows per pursuit call when building sparse codes from selections: the
 #: selections of a chunk are (rows, n_steps), the pursuit's own workspace is
 #: bounded by its memory budget.
@@ -66,7 +65,7 @@ def validated_codes(estimator, X, n_steps, **kwargs):
 
 def _check_chunk(estimator, chunk, index, first_row):
     with naming("X"):
-        chunk = check_array(chunk, dtype=_FLOATS, input_name="X", order="C",
+        chunk = check_array(chunk, dtype=FLOATS, input_name="X", order="C",
                             ensure_all_finite=False)
     if chunk.shape[1] != estimator.n_features_in_:
         raise ValueError(

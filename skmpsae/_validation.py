@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "check_magnitude",
+__all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "is_int", "check_magnitude",
            "check_n_steps", "check_rows", "naming"]
 
 #: Float dtypes kept as given; other numeric input becomes the first, float64.
@@ -38,14 +38,14 @@ def naming(name):
         raise type(exc)(f"{name}: {message}") from exc
 
 
-def _is_int(value):
-    # bools are Integral in Python, but True is not a number of steps.
+def is_int(value):
+    """Whether ``value`` is an integer (bools are Integral in Python, but not counts)."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_int(value, name, low, high=None):
     """``value`` as an int in ``[low, high]``, else a ValueError naming it."""
-    if _is_int(value) and value >= low and (high is None or value <= high):
+    if is_int(value) and value >= low and (high is None or value <= high):
         return int(value)
     bounds = f">= {low}" if high is None else f"between {low} and {high}"
     raise ValueError(f"{name} must be an integer {bounds}, got {value!r}.")
@@ -53,7 +53,7 @@ def check_int(value, name, low, high=None):
 
 def check_n_steps(n_steps):
     """``n_steps`` as given when it is a non-negative integer or None, else a ValueError."""
-    if n_steps is not None and (not _is_int(n_steps) or n_steps < 0):
+    if n_steps is not None and (not is_int(n_steps) or n_steps < 0):
         raise ValueError(f"n_steps must be a non-negative integer or None, got {n_steps!r}.")
     return n_steps
 

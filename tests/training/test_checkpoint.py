@@ -128,7 +128,7 @@ def test_resume_after_sigkill(digits, tmp_path):
     np.save(tmp_path / "X.npy", digits)
     script = tmp_path / "run.py"
     script.write_text(_KILLED_RUN)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "X.npy"),
                            str(tmp_path / "ck"), "11"], env=env, capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]

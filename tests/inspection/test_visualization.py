@@ -19,7 +19,7 @@ from skmpsae import MatchingPursuitSAE
 from skmpsae.inspection import feature_report
 from skmpsae.visualization import concept_browser, plot_top_activations, top_items
 
-SCRIPT = Path(__file__).parent / "scripts" / "check_concept_browser.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "check_concept_browser.py"
 
 
 def _naive_top(codes, item_index, latent, n_top):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 USER_GUIDE = sorted((DOCS / "user_guide").glob("*.rst"))
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))

@@ -15,6 +15,7 @@ import skmpsae
 ROOT = Path(skmpsae.__file__).parent
 ESTIMATOR_MODULES = {"skmpsae", "skmpsae._base", "skmpsae._mp_sae", "skmpsae._linear_sae",
                      "skmpsae._topk_sae", "skmpsae._matryoshka_sae", "skmpsae._relu_sae",
+                     "skmpsae._jumprelu_sae",
                      "skmpsae._persistence"}
 LOWER_LAYERS = ("skmpsae._pursuit", "skmpsae._training")
 # Persistence used to set the estimator's private attributes and read the package

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from skmpsae import MatchingPursuitSAE
 
-SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "ddp_fit.py"
 
 
 @pytest.fixture(scope="module")

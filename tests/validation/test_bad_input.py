@@ -2,7 +2,7 @@
 
 Every case must raise ValueError or TypeError (FileExistsError for save's
 refusals) whose message names the argument at fault. ``summary()`` counts
-the cases per entry point and outcome (``python tests/test_bad_input.py``
+the cases per entry point and outcome (``python tests/validation/test_bad_input.py``
 prints it against the skmpsae on the path).
 """
 
