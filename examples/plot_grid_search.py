@@ -170,7 +170,9 @@ fig.tight_layout()
 # --------
 # "supported": MP-SAE's R² above the competitor's at every k; "NOT
 # supported": at none; "mixed": at some. With the own rule the comparison is
-# at equal trained ``k``, the L0 each SAE reached printed beside its R².
+# at equal trained ``k``, the L0 each SAE reached printed beside its R²:
+# JumpReLU's own rule may spend well over ``k`` latents, so that reading
+# compares unequal budgets; the two accountings compare equal ones.
 
 
 def verdict(mp, rival):
