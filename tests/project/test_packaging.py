@@ -42,8 +42,12 @@ def test_main_job_runs(tmp_path):
         capture_output=True, text=True, check=True, timeout=300,
     )
     assert "MP-SAE" in result.stdout and "R2" in result.stdout
-    # Both accountings (issue 14): equal per-sample L0 and equal mean L0.
-    assert "Equal per-sample L0" in result.stdout and "Equal mean L0" in result.stdout
+    # Both accountings (issue 14), after each SAE's own rule: three tables of R2, mean L0.
+    tables = [line for line in result.stdout.splitlines() if re.match(r"\([a-z]\) ", line)]
+    assert [t[:4] for t in tables] == ["(a) ", "(b) ", "(c) "]
+    assert "Own inference rule" in tables[0] and "Equal per-sample L0" in tables[1]
+    assert "Equal mean L0" in tables[2]
+    assert result.stdout.count("k=4 R2  mean L0") == 3
     assert plot.stat().st_size > 10_000
 
 
@@ -57,6 +61,20 @@ def test_main_job_reads_npy(tmp_path, digits):
         capture_output=True, text=True, check=True, timeout=300,
     )
     assert "emb.npy" in result.stdout
+
+
+def test_print_accountings_three_tables_per_k(capsys):
+    from skmpsae._cli import print_accountings
+
+    row = ((0.9, 8.5), (0.8, 3.9), (0.7, 4.0))  # own, per-sample, mean at k=4
+    print_accountings({"MP-SAE": [row, row]}, [4, 8], ("fit", {"MP-SAE": "1.00x"}))
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("MP-SAE")]
+    assert len(lines) == 3 and all(line.endswith("  1.00x") for line in lines)
+    assert "0.9000    8.50*" in lines[0]  # own rule: 8.5 is more than 10% off k=4 ...
+    assert "0.9000    8.50 " in lines[0]  # ... not off k=8
+    assert "0.8000    3.90 " in lines[1] and "0.7000    4.00 " in lines[2]
+    assert "0.7000    4.00*" in lines[2]  # 4.0 is far from k=8
 
 
 def test_ruff_clean():
