@@ -40,7 +40,6 @@ per competitor, are computed from this run.
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
@@ -59,34 +58,17 @@ saes = [MatchingPursuitSAE(n_components=256, max_iter=20, random_state=0),
 NAMES = [type(sae).__name__ for sae in saes]
 KS = [2, 4, 8, 16]
 TARGET = 0.9
-CV = KFold(3, shuffle=True, random_state=0)
 own_rule = multimetric_scorer(["r2", "neg_l0"])
 
-
-def sparsest_above(cv_results):
-    """Index of the candidate with the lowest L0 among those whose mean R² reaches TARGET."""
-    r2, l0 = cv_results["mean_test_r2"], -cv_results["mean_test_neg_l0"]
-    ok = np.flatnonzero(r2 >= TARGET)
-    return int(ok[np.argmin(l0[ok])]) if ok.size else int(np.argmax(r2))
-
-
-search = GridSearchCV(pipe, {"sae": saes, "sae__k": KS}, scoring=own_rule,
-                      refit=sparsest_above, cv=CV, error_score="raise")
-search.fit(X)
-best = search.best_params_
-print(f"refitted: {type(best['sae']).__name__} with k={best['sae__k']} "
-      f"(sparsest mean R2 >= {TARGET})")
-print(f"its R2 on all digits: {get_scorer('r2')(search.best_estimator_, X):.3f}")
-
 # %%
-# Every candidate on every fold, read three ways
-# ----------------------------------------------
-# The grid search keeps only the scores, not the per-fold fits, so the same
-# splits are run again by hand (36 small fits). On each held-out fold the
-# own-rule score is the grid search's scorer; for the two budget
-# accountings the fold is cut in two halves, the first calibrating the
-# mean-L0 threshold and the second measured, then the other way round, and
-# the two readings are averaged.
+# One scorer, three readings
+# --------------------------
+# GridSearchCV accepts a scorer that returns a dict of scores, so every
+# candidate fitted on every training fold is read three ways on its
+# held-out fold, from the same fit. The own-rule reading is the
+# :mod:`skmpsae.scorers` scorer. For the two budget accountings the fold is
+# cut in two halves, the first calibrating the mean-L0 threshold and the
+# second measured, then the other way round, and the two readings averaged.
 #
 # :func:`~skmpsae.comparison.r2_at_l0` takes a fitted SAE, not a pipeline,
 # so it would measure R² on the standardised pixels, where every pixel
@@ -99,36 +81,50 @@ print(f"its R2 on all digits: {get_scorer('r2')(search.best_estimator_, X):.3f}"
 # own rows' mean.
 
 
-def budget_reading(fitted, X_calibration, X_test, k, accounting):
+def budget_reading(fitted, X_calibration, X_test, accounting):
     """Pixel-space R² and mean L0 of ``X_test`` at budget ``k`` of the pipeline's SAE."""
-    scaled = fitted[:-1]
-    Z = budget_codes(fitted[-1], scaled.transform(X_test), k, accounting=accounting,
+    scaled, sae = fitted[:-1], fitted[-1]
+    Z = budget_codes(sae, scaled.transform(X_test), sae.k, accounting=accounting,
                      X_calibration=scaled.transform(X_calibration))
     return r2_score(X_test, fitted.inverse_transform(Z)), l0(Z)
 
 
-readings = {}  # (SAE, k) -> one row per fold: own R2, own L0, per-sample R2, mean R2, mean L0
-for train, held_out in CV.split(X):
-    half = len(held_out) // 2
-    halves = [(held_out[:half], held_out[half:]), (held_out[half:], held_out[:half])]
-    for sae, name in zip(saes, NAMES, strict=True):
-        for k in KS:
-            fitted = clone(pipe).set_params(sae=clone(sae), sae__k=k).fit(X[train])
-            own = own_rule(fitted, X[held_out])
-            per_sample = np.mean([budget_reading(fitted, X[cal], X[test], k, "per_sample")[0]
-                                  for cal, test in halves])
-            mean = np.mean([budget_reading(fitted, X[cal], X[test], k, "mean")
-                            for cal, test in halves], axis=0)
-            readings.setdefault((name, k), []).append(
-                (own["r2"], -own["neg_l0"], per_sample, *mean))
-readings = {key: np.array(rows) for key, rows in readings.items()}
-table = {key: rows.mean(axis=0) for key, rows in readings.items()}
+def three_readings(fitted, X_fold, y=None):
+    """Own-rule R² and L0, per-sample R², mean-L0 R² and its reached L0, on one fold."""
+    half = len(X_fold) // 2
+    halves = [(X_fold[:half], X_fold[half:]), (X_fold[half:], X_fold[:half])]
+    per_sample = np.mean([budget_reading(fitted, cal, test, "per_sample")[0]
+                          for cal, test in halves])
+    mean_r2, mean_l0 = np.mean([budget_reading(fitted, cal, test, "mean")
+                                for cal, test in halves], axis=0)
+    own = own_rule(fitted, X_fold)
+    return {"r2": own["r2"], "l0": -own["neg_l0"], "per_sample_r2": per_sample,
+            "mean_r2": mean_r2, "mean_l0": mean_l0}
 
-# The own-rule column is the grid search's score, recomputed from these fits.
-params = search.cv_results_["params"]
-gap = max(abs(table[type(p["sae"]).__name__, p["sae__k"]][0] - r2)
-          for p, r2 in zip(params, search.cv_results_["mean_test_r2"], strict=True))
-print(f"own-rule R2 recomputed by hand vs GridSearchCV's: largest difference {gap:.1e}")
+
+def sparsest_above(cv_results):
+    """Index of the candidate with the lowest L0 among those whose mean R² reaches TARGET."""
+    r2, l0 = cv_results["mean_test_r2"], cv_results["mean_test_l0"]
+    ok = np.flatnonzero(r2 >= TARGET)
+    return int(ok[np.argmin(l0[ok])]) if ok.size else int(np.argmax(r2))
+
+
+search = GridSearchCV(pipe, {"sae": saes, "sae__k": KS}, scoring=three_readings,
+                      refit=sparsest_above, cv=KFold(3, shuffle=True, random_state=0),
+                      error_score="raise")
+search.fit(X)
+best = search.best_params_
+print(f"refitted: {type(best['sae']).__name__} with k={best['sae__k']} "
+      f"(sparsest mean R2 >= {TARGET})")
+print(f"its R2 on all digits: {get_scorer('r2')(search.best_estimator_, X):.3f}")
+
+results = search.cv_results_
+COLUMNS = ["r2", "l0", "per_sample_r2", "mean_r2", "mean_l0"]
+table = {(type(p["sae"]).__name__, p["sae__k"]):
+         np.array([results[f"mean_test_{c}"][i] for c in COLUMNS])
+         for i, p in enumerate(results["params"])}
+own_std = {(type(p["sae"]).__name__, p["sae__k"]): results["std_test_r2"][i]
+           for i, p in enumerate(results["params"])}
 
 print("\ndigits, 3-fold CV, mean over folds; R2 in pixel space")
 print(f"  {'SAE':<19}{'k':>3}  {'own rule R2 (L0)':<18}{'per-sample R2':<15}"
@@ -149,7 +145,7 @@ for name in NAMES:
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
 for name in NAMES:
     rows = np.array([table[name, k] for k in KS])
-    std = np.array([readings[name, k][:, 0].std() for k in KS])
+    std = np.array([own_std[name, k] for k in KS])
     axes[0].errorbar(rows[:, 1], rows[:, 0], yerr=std, marker="o", capsize=3, label=name)
     axes[1].plot(KS, rows[:, 2], marker="o", label=name)
     axes[2].plot(KS, rows[:, 3], marker="o", label=name)
