@@ -36,7 +36,6 @@ The verdicts are computed from this run's numbers, per data set, from all
 three views of the global coherence together.
 """
 
-
 # %%
 # Six SAEs at k=8, on two data sets
 # ---------------------------------
@@ -49,14 +48,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skmpsae import (
-    BatchTopKSAE,
-    JumpReLUSAE,
-    MatchingPursuitSAE,
-    MatryoshkaSAE,
-    ReLUSAE,
-    TopKSAE,
-)
+from skmpsae import BatchTopKSAE, JumpReLUSAE, MatchingPursuitSAE, MatryoshkaSAE, ReLUSAE, TopKSAE
 from skmpsae.datasets import load_sentence_embeddings
 from skmpsae.metrics import (
     babel_curve,
