@@ -48,7 +48,10 @@ def unit(v):
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def two_modalities(twist, n=2000, dim=64, n_shared=32, n_own=16, gap=1.0, random_state=0):
+N_SHARED = 32  # concepts shared by the two modalities
+
+
+def two_modalities(twist, n=2000, dim=64, n_shared=N_SHARED, n_own=16, gap=1.0, random_state=0):
     """``n`` image and ``n`` text embeddings; each concept fires with magnitude in [0.5, 1.5].
 
     Also returns the true concept directions: ``"shared"`` (as they are in
@@ -142,7 +145,8 @@ print(f"{'SAE':<11}{'middle':>7}{'true shared':>13}{'own concept':>13}{'no match
       f"{'shared found (middle / any latent)':>36}")
 for name, c in checks.items():
     print(f"{name:<11}{c['middle']:>7}{c['true shared']:>13}{c['own concept']:>13}"
-          f"{c['no match']:>10}{c['found by middle']:>27}/32 {c['found by any']:>3}/32")
+          f"{c['no match']:>10}{c['found by middle']:>27}/{N_SHARED}"
+          f" {c['found by any']:>3}/{N_SHARED}")
 
 fig, axes = plt.subplots(len(SPACES), len(SAES), figsize=(15, 5.5), sharex=True,
                          layout="constrained")
@@ -201,7 +205,7 @@ for reading, figures in (("by count", {n: shares[space, n].by_count for n in SAE
     word, line = verdict(figures, percent)
     print(f"{space}, {reading}: MP-SAE finds cross-modal latents where the others are bimodal: "
           f"{word}: {line}")
-word, line = verdict({n: checks[n]["found by middle"] for n in SAES}, lambda v: f"{v}/32")
+word, line = verdict({n: checks[n]["found by middle"] for n in SAES}, lambda v: f"{v}/{N_SHARED}")
 print(f"{space}, ground truth, shared concepts recovered by a middle-score latent: {word}: {line}")
 with_middle = {n: c["true shared"] / c["middle"] for n, c in checks.items() if c["middle"]}
 if "MP-SAE" in with_middle and len(with_middle) > 1:
