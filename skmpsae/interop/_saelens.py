@@ -316,7 +316,8 @@ def _export(estimator):
     if isinstance(estimator, JumpReLUSAE):
         tensors["threshold"] = np.exp(arrays["log_threshold"])
         # SAELens' inference config has no field for these: kept for load_saelens.
-        saved = {"k": int(estimator.k), "bandwidth": float(estimator.bandwidth),
+        bandwidth = None if estimator.bandwidth is None else float(estimator.bandwidth)
+        saved = {"k": int(estimator.k), "bandwidth": bandwidth,
                  "l0_coefficient": float(arrays["sparsity_coefficient"][0])}
         return "jumprelu", {"metadata": {"skmpsae_params": saved}}, tensors
     if isinstance(estimator, TopKSAE):

@@ -61,8 +61,29 @@ def test_training_moves_thresholds(digits):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_target_l0_reached_on_digits(digits, seed):
     sae = JumpReLUSAE(k=8, n_components=256, max_iter=30, random_state=seed).fit(digits)
-    assert abs(l0(sae.transform(digits)) - 8) <= 0.3 * 8
+    assert abs(l0(sae.transform(digits)) - 8) <= 0.05 * 8
     assert sae.score(digits) > 0.8
+
+
+@pytest.mark.parametrize("scale", [1.0, 16.0, 1e2])
+def test_default_training_does_not_depend_on_the_data_scale(digits, scale):
+    # The relative kernel and the penalty in the data's units: the same
+    # training L0 at any scale, which an absolute bandwidth misses.
+    X = digits * scale
+    sae = JumpReLUSAE(k=8, n_components=128, max_iter=20, random_state=0).fit(X)
+    assert abs(l0(sae.transform(X)) - 8) <= 0.05 * 8
+    assert sae.score(X) > 0.8
+    np.testing.assert_allclose(sae.sparsity_coefficient_ / scale ** 2,
+                               JumpReLUSAE(k=8, n_components=128, max_iter=1, random_state=0)
+                               .fit(digits).sparsity_coefficient_, rtol=1e-6)
+
+
+def test_controller_holds_l0_where_the_penalty_alone_drifts(digits):
+    common = dict(k=8, n_components=128, max_iter=20, random_state=0, bandwidth=1e-3)
+    held = JumpReLUSAE(**common).fit(digits * 16)
+    drift = JumpReLUSAE(**common, threshold_adapt_rate=0).fit(digits * 16)
+    assert abs(l0(held.transform(digits * 16)) - 8) <= 0.05 * 8
+    assert abs(l0(drift.transform(digits * 16)) - 8) > 0.2 * 8
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -74,7 +95,7 @@ def test_numpy_transform_equals_torch_path(digits, dtype):
     params = {name: torch.from_numpy(getattr(sae, name + "_").astype(dtype))
               for name in ("bias", "encoder", "encoder_bias", "log_threshold")}
     pre = JumpReLUSAE._pre(params, torch.from_numpy(X))
-    ref = jump(pre, params["log_threshold"].exp(), sae.bandwidth).numpy()
+    ref = jump(pre, params["log_threshold"].exp(), 1e-3).numpy()
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(Z != 0, ref != 0)
     np.testing.assert_allclose(Z, ref, **tol)
@@ -102,7 +123,8 @@ def test_transform_n_steps_keeps_the_largest_jumped_codes(digits):
 
 @pytest.mark.parametrize(("param", "value"), [
     ("bandwidth", 0.0), ("bandwidth", -1e-3), ("bandwidth", "wide"),
-    ("sparsity_adapt_rate", -0.1), ("sparsity_adapt_rate", "fast"),
+    ("sparsity_coefficient", -0.1), ("sparsity_coefficient", "big"),
+    ("threshold_adapt_rate", -0.1), ("threshold_adapt_rate", "fast"),
     ("k", 0), ("learning_rate", 0.0), ("init", "zeros"),
 ])
 def test_bad_parameters_are_rejected_by_name(digits, param, value):
