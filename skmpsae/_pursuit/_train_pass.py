@@ -13,7 +13,7 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._threads import blas_threads
+from .._threads import blas_threads, step_threads
 from . import _numba, _torch
 from ._core import residual_stops
 from ._gram import gram_matrix
@@ -91,15 +91,16 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         n_components = D_np.shape[0]
         R_np = R.numpy()
         C = _buffer(workspace, "corr", (n, n_components), np.result_type(R_np, D_np))
-        with blas_threads(n * n_components * n_features):
-            np.matmul(R_np, D_np.T, out=C)
-        G = gram_matrix(D_np, out=None if workspace is None else
-                        _buffer(workspace, "gram", (n_components, n_components), D_np.dtype))
-        idx = np.empty((n, n_steps), dtype=np.int64)
-        coef = np.empty((n, n_steps), dtype=C.dtype)
-        thresh, rsq = residual_stops(R_np, None, residual_threshold)
-        _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
-                            min_coef=min_coef)
+        with step_threads(n * n_components * n_features):
+            with blas_threads(n * n_components * n_features):
+                np.matmul(R_np, D_np.T, out=C)
+            G = gram_matrix(D_np, out=None if workspace is None else
+                            _buffer(workspace, "gram", (n_components, n_components), D_np.dtype))
+            idx = np.empty((n, n_steps), dtype=np.int64)
+            coef = np.empty((n, n_steps), dtype=C.dtype)
+            thresh, rsq = residual_stops(R_np, None, residual_threshold)
+            _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
+                                min_coef=min_coef)
         return torch.from_numpy(idx), torch.from_numpy(coef), torch.from_numpy(C)
     C = R @ D.T
     rsq, thresh = _torch.residual_stops(R, None, residual_threshold)
