@@ -40,7 +40,8 @@ def blas_threads(multiply_adds, *, alone=False):
     ``alone``: a product that is the only parallel region of its step (a
     Gram matrix) takes the threads from ~5e8 multiply-adds, as in
     ``product_threads`` (measured: the 3072-atom Gram of 384 features, 1.8e9,
-    in 36 ms on two threads against 53 ms on one).
+    in 36 ms on two threads against 53 ms on one). Inside a small training
+    step (``step_threads``) the step's one-thread limit holds instead.
     """
     if multiply_adds >= (_PARALLEL_PRODUCT_FROM if alone else _SERIAL_BELOW):
         return nullcontext()
