@@ -1,5 +1,6 @@
 """MatchingPursuitSAE: the sparse autoencoder whose encoder is unrolled matching pursuit."""
 
+import weakref
 from collections.abc import Iterable
 from numbers import Real
 from typing import TYPE_CHECKING
@@ -20,6 +21,20 @@ if TYPE_CHECKING:  # annotations only
     import scipy.sparse
 
 __all__ = ["MatchingPursuitSAE"]
+
+# The selection's buffers (Gram matrix, correlations) of each training run,
+# by the id of the run's dictionary parameter: reused from step to step, freed
+# with the run's parameters.
+_WORKSPACES = {}
+
+
+def _workspace(param):
+    key = id(param)
+    workspace = _WORKSPACES.get(key)
+    if workspace is None:
+        workspace = _WORKSPACES[key] = {}
+        weakref.finalize(param, _WORKSPACES.pop, key, None)
+    return workspace
 
 
 @with_shared_docs
@@ -183,16 +198,19 @@ class MatchingPursuitSAE(BaseSAE):
         from ._pursuit._train_pass import pursuit_loss, select_atoms, select_budgeted
 
         D, b = params["components"], params["bias"]
+        workspace = _workspace(D)
         if self.atom_dropout > 0 and epoch == 0:
             keep = torch.from_numpy(rng.random(D.shape[0]) >= self.atom_dropout)
             D = D * keep.to(device=D.device, dtype=D.dtype).unsqueeze(1)
         steps = None
         if self.residual_threshold is None and self.coef_threshold is None:
-            idx, _ = select_atoms(D.detach(), b.detach(), xb, self.k, self.positive_code)
+            idx, _ = select_atoms(D.detach(), b.detach(), xb, self.k, self.positive_code,
+                                  workspace=workspace)
         else:
             idx, steps = select_budgeted(D.detach(), b.detach(), xb, self.k, self.positive_code,
                                          residual_threshold=self.residual_threshold,
-                                         coef_threshold=self.coef_threshold)
+                                         coef_threshold=self.coef_threshold,
+                                         workspace=workspace)
             steps = steps.to(xb.device)
         idx = idx.to(xb.device)
         loss, coef = pursuit_loss(D, b, xb, idx, self.positive_code, steps)

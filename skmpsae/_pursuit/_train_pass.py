@@ -13,7 +13,7 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._threads import blas_threads
+from .._threads import blas_threads, step_threads
 from . import _numba, _torch
 from ._core import residual_stops
 from ._gram import gram_matrix
@@ -24,32 +24,53 @@ __all__ = ["pursuit_loss", "recompute_residual", "select_atoms", "select_budgete
 
 
 @torch.no_grad()
-def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_BUDGET):
+def select_atoms(D, bias, X, n_steps, positive, *, memory_budget=DEFAULT_MEMORY_BUDGET,
+                 workspace=None):
     """Atom indices (batch, n_steps) of matching pursuit, with no autograd.
 
     Also returns the final residual correlations (batch, n_components) when
-    the Gram path ran (``None`` otherwise).
+    the Gram path ran (``None`` otherwise). ``workspace``: a dict that keeps
+    the numba path's Gram matrix and correlations between calls (a training
+    run's steps), so that each step writes into the last one's memory; the
+    correlations returned then live in it until the next call.
     """
-    idx, _, C = _select(D, bias, X, n_steps, positive, memory_budget, None, None)
+    idx, _, C = _select(D, bias, X, n_steps, positive, memory_budget, None, None, workspace)
     return idx, C
 
 
 @torch.no_grad()
 def select_budgeted(D, bias, X, n_steps, positive, *, residual_threshold=None,
-                    coef_threshold=None, memory_budget=DEFAULT_MEMORY_BUDGET):
+                    coef_threshold=None, memory_budget=DEFAULT_MEMORY_BUDGET, workspace=None):
     """Indices (batch, n_steps) and steps taken (batch,) under the budget stops.
 
     The stops are those of ``mp_encode`` (absolute residual, coefficient);
     ``n_steps`` is the cap. A stopped sample's later indices repeat its last
     one; ``pursuit_loss(..., steps=steps)`` gives them no coefficient.
+    ``workspace`` as for ``select_atoms``.
     """
     idx, coef, _ = _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold,
-                           coef_threshold)
+                           coef_threshold, workspace)
     # A step's coefficient is zero exactly when the sample stopped there.
     return idx, (coef != 0).sum(dim=1)
 
 
-def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, coef_threshold):
+def _buffer(workspace, name, shape, dtype):
+    """An uninitialised C-contiguous array of ``shape``, kept in ``workspace`` when given.
+
+    A kept buffer with at least as many rows (an epoch's full batches before
+    its last, shorter one) is reused through its first rows.
+    """
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    buf = workspace.get(name)
+    if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or \
+            buf.dtype != dtype:
+        buf = workspace[name] = np.empty(shape, dtype=dtype)
+    return buf[:shape[0]]
+
+
+def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, coef_threshold,
+            workspace=None):
     """``(idx, coef, C)`` of the selection; ``C`` as in ``select_atoms``."""
     min_coef = coef_threshold or 0.0
     R = X - bias
@@ -68,14 +89,18 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
         D_np = D.contiguous().numpy()
         n_components = D_np.shape[0]
-        with blas_threads(n * n_components * n_features):
-            C = R.numpy() @ D_np.T
-        G = gram_matrix(D_np)
-        idx = np.empty((n, n_steps), dtype=np.int64)
-        coef = np.empty((n, n_steps), dtype=C.dtype)
-        thresh, rsq = residual_stops(R.numpy(), None, residual_threshold)
-        _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
-                            min_coef=min_coef)
+        R_np = R.numpy()
+        C = _buffer(workspace, "corr", (n, n_components), np.result_type(R_np, D_np))
+        with step_threads(n * n_components * n_features):
+            with blas_threads(n * n_components * n_features):
+                np.matmul(R_np, D_np.T, out=C)
+            G = gram_matrix(D_np, out=None if workspace is None else
+                            _buffer(workspace, "gram", (n_components, n_components), D_np.dtype))
+            idx = np.empty((n, n_steps), dtype=np.int64)
+            coef = np.empty((n, n_steps), dtype=C.dtype)
+            thresh, rsq = residual_stops(R_np, None, residual_threshold)
+            _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
+                                min_coef=min_coef)
         return torch.from_numpy(idx), torch.from_numpy(coef), torch.from_numpy(C)
     C = R @ D.T
     rsq, thresh = _torch.residual_stops(R, None, residual_threshold)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .._threads import blas_threads
+
 __all__ = ["geometric_median", "initial_bias", "initial_dictionary"]
 
 _MAX_INIT_SAMPLES = 4096
@@ -13,9 +15,17 @@ def geometric_median(X, *, max_iter=100, eps=1e-8):
     Each iteration is two matrix-vector products on the centred sample:
     ``||y_i - c||^2 = ||y_i||^2 - 2 y_i . c + ||c||^2`` with ``y = X - mean``
     (centring keeps the expansion from cancelling), instead of forming
-    ``X - m`` (measured 4096 x 784: 3.5x faster).
+    ``X - m`` (measured 4096 x 784: 3.5x faster). Those products are small
+    and run on one BLAS thread, as ``_threads`` runs any product this size
+    (measured 4096 x 384 on two busy cores: 0.5 ms a product against 8 ms
+    on two threads, the median 104 ms against 17 ms).
     """
     X = np.asarray(X, dtype=np.float64)
+    with blas_threads(X.size):
+        return _weiszfeld(X, max_iter, eps)
+
+
+def _weiszfeld(X, max_iter, eps):
     mean = X.mean(axis=0)
     Y = X - mean
     sq = np.einsum("ij,ij->i", Y, Y)

@@ -236,3 +236,15 @@ def test_revival_reduces_dead_atoms(digits):
 def test_atom_dropout_trains(digits):
     sae = quick(atom_dropout=0.75, max_iter=2).fit(digits)
     assert sae.score(digits) > 0.5
+
+
+def test_training_buffers_are_freed_with_the_run(digits):
+    # Each run's selection buffers (a Gram matrix of n_components^2) live only
+    # as long as its parameters: none is left once fit or partial_fit returns.
+    from skmpsae._mp_sae import _WORKSPACES
+
+    before = len(_WORKSPACES)
+    sae = quick(max_iter=2).fit(digits)
+    assert len(_WORKSPACES) == before
+    sae.partial_fit(digits)
+    assert len(_WORKSPACES) == before

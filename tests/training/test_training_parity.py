@@ -218,3 +218,20 @@ def test_numba_kernels_on_several_threads(monkeypatch, positive):
     ref = unrolled_loss_and_grads(D, b, X, 6, positive)
     for key in ("loss", "gD", "gb"):
         assert_close(fast[key], ref[key], **TOLS[torch.float64])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_select_atoms_workspace_gives_the_same_selections(dtype):
+    # A training run's workspace (the Gram matrix and correlations reused from
+    # step to step, a shorter last batch in the first rows of the buffer) changes
+    # nothing: the same indices and correlations as fresh arrays, step after step,
+    # while the dictionary changes between steps.
+    workspace = {}
+    for step, batch in enumerate((32, 32, 11, 32)):
+        D, b, X, _ = make_batch(batch, 16, 64, dtype, seed=10 + step)
+        idx, C = select_atoms(D, b, X, 8, True)
+        idx_ws, C_ws = select_atoms(D, b, X, 8, True, workspace=workspace)
+        assert torch.equal(idx_ws, idx)
+        assert torch.equal(C_ws, C)
+    assert workspace["gram"].shape == (64, 64)
+    assert workspace["corr"].shape == (32, 64)
