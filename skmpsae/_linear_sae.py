@@ -93,9 +93,11 @@ class LinearSAE(BaseSAE):
     @staticmethod
     def _top_k(pre, k):
         """Entries of the ``k`` largest pre-activations of each row."""
+        from ._top_k import row_top_k
+
         torch = _torch()
         k = min(k, pre.shape[1])
-        idx = pre.topk(k, dim=1, sorted=False).indices
+        idx = row_top_k(pre, k)
         rows = torch.arange(pre.shape[0], device=pre.device).repeat_interleave(k)
         return rows, idx.reshape(-1)
 
