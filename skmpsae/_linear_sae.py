@@ -20,6 +20,7 @@ import numpy as np
 
 from ._base import BaseSAE
 from ._compat import Interval, StrOptions
+from ._threads import PARALLEL_LINEAR_STEP_FROM
 
 __all__ = ["LinearSAE"]
 
@@ -57,6 +58,9 @@ class LinearSAE(BaseSAE):
         "dead_after": [Interval(Integral, 1, None, closed="left")],
     }
     _array_names = ("components", "bias", "encoder", "encoder_bias")
+    #: Batch multiply-adds from which the whole training step runs on torch's
+    #: threads (see ``_threads.PARALLEL_LINEAR_STEP_FROM``).
+    _parallel_step_from = PARALLEL_LINEAR_STEP_FROM
 
     # ------------------------------------------------------------------ hooks
     def _select(self, pre, params, *, training):  # pragma: no cover - abstract
