@@ -130,7 +130,8 @@ class LinearSAE(BaseSAE):
         params = {name: torch.from_numpy(np.asarray(v, dtype=dtype))
                   for name, v in arrays.items()}
         with torch.no_grad():
-            pre = self._pre(params, sample)
+            pre = torch.addmm(params["encoder_bias"], sample - params["bias"],
+                              params["encoder"].T)
             codes = self._selection(pre, params, training=True)
             codes = codes._replace(values=pre[codes.rows, codes.cols].clamp_min(0))
             target = sample - params["bias"]
@@ -238,7 +239,8 @@ class LinearSAE(BaseSAE):
         arrays = self._cast(X.dtype)
         W, b_enc = arrays["encoder"], arrays["encoder_bias"]
         with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
-            pre = (X - arrays["bias"]) @ W.T + b_enc
+            pre = (X - arrays["bias"]) @ W.T
+        pre += b_enc  # in place: no second (rows, n_components) array
         if n_steps == 0:
             empty = np.zeros(0, dtype=np.int64)
             return pre.shape, empty, empty, np.zeros(0, dtype=pre.dtype)

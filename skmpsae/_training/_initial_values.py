@@ -13,9 +13,17 @@ def geometric_median(X, *, max_iter=100, eps=1e-8):
     Each iteration is two matrix-vector products on the centred sample:
     ``||y_i - c||^2 = ||y_i||^2 - 2 y_i . c + ||c||^2`` with ``y = X - mean``
     (centring keeps the expansion from cancelling), instead of forming
-    ``X - m`` (measured 4096 x 784: 3.5x faster).
+    ``X - m`` (measured 4096 x 784: 3.5x faster). They run on one BLAS
+    thread: OpenBLAS's threads made each 7x slower (16 ms against 2.3 ms on
+    4096 x 384, two cores).
     """
-    X = np.asarray(X, dtype=np.float64)
+    from .._threads import blas_threads
+
+    with blas_threads(0):
+        return _weiszfeld(np.asarray(X, dtype=np.float64), max_iter, eps)
+
+
+def _weiszfeld(X, max_iter, eps):
     mean = X.mean(axis=0)
     Y = X - mean
     sq = np.einsum("ij,ij->i", Y, Y)
