@@ -52,7 +52,7 @@ class _DenseAuxK(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grads = [None if g is None else g * grad for g in ctx.grads]
+        grads = [None if g is None else g.mul_(grad) for g in ctx.grads]  # ctx's own
         del ctx.grads
         return *grads, *(None,) * 6
 

@@ -19,13 +19,15 @@ import numba as nb
 import numpy as np
 import torch
 
-from ._threads import kernel_threads
+from ._threads import _SERIAL_KERNEL_BELOW, kernel_threads
 
 __all__ = ["row_top_k"]
 
 _BLOCK = 16
 #: Largest k of the kernel: each value that enters the running top-k rescans it.
 _MAX_K = 64
+#: Entries from which the kernel runs on torch's threads (about 2 ms on one core).
+_PARALLEL_FROM = 2e6
 
 
 @nb.njit(inline="always", fastmath=True)
@@ -105,6 +107,9 @@ def row_top_k(pre, k):
     if (pre.device.type != "cpu" or pre.dtype not in (torch.float32, torch.float64)
             or not pre.is_contiguous() or k < 1 or k > _MAX_K or k * _BLOCK > n or m == 0):
         return pre.topk(k, dim=1, sorted=False).indices
-    with kernel_threads(m * n):
-        n_chunks = min(m, nb.get_num_threads())
+    # torch's thread count (the training step's, or that of the product that
+    # gave ``pre``) from about 2 ms of work on one core; one thread below.
+    parallel = m * n >= _PARALLEL_FROM and torch.get_num_threads() > 1
+    with kernel_threads(_SERIAL_KERNEL_BELOW if parallel else 0):
+        n_chunks = min(m, torch.get_num_threads(), nb.get_num_threads()) if parallel else 1
         return torch.from_numpy(_top_k_rows(pre.detach().numpy(), k, n_chunks))

@@ -40,12 +40,14 @@ def test_several_threads_give_the_same_entries(monkeypatch):
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has a single thread here")
-    monkeypatch.setattr("skmpsae._threads._SERIAL_KERNEL_BELOW", 0)
+    monkeypatch.setattr("skmpsae._top_k._PARALLEL_FROM", 0)
     pre = torch.randn(301, 1024, generator=torch.Generator().manual_seed(0))
-    previous = numba.get_num_threads()
+    previous = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(2)
+    torch.set_num_threads(2)
     try:
         idx = row_top_k(pre, 16)
     finally:
-        numba.set_num_threads(previous)
+        numba.set_num_threads(previous[0])
+        torch.set_num_threads(previous[1])
     assert torch.equal(idx.sort(dim=1).values, pre.topk(16, dim=1).indices.sort(dim=1).values)
