@@ -42,19 +42,29 @@ class _DenseAuxK(torch.autograd.Function):
         for param, need, rows in ((W, needs[0], lambda: grad_Z.T @ xc),
                                   (b_enc, needs[1], lambda: grad_Z.sum(0)),
                                   (D, needs[2], lambda: Z.T @ G)):
-            full = None
-            if need:
-                full = torch.zeros_like(param)
-                full.index_copy_(0, dead, rows())
-            grads.append(full)
-        ctx.grads = grads
+            grads.append((param.shape, rows()) if need else None)
+        ctx.grads, ctx.dead = grads, dead
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        grads = [None if g is None else g.mul_(grad) for g in ctx.grads]  # ctx's own
-        del ctx.grads
+        # On the CPU the dead rows' gradients go back as a sparse (row-indexed)
+        # tensor, which autograd adds into the main path's dense gradient row
+        # by row; a dense full-size one costs a zero fill, a copy and a full
+        # addition (measured on 1024 rows, 6144 x 784, 3000 dead, one thread:
+        # 160-162 ms against 166-170 ms forward and backward).
+        grads = [None if g is None else _on_rows(ctx.dead, *g, grad) for g in ctx.grads]
+        del ctx.grads, ctx.dead
         return *grads, *(None,) * 6
+
+
+def _on_rows(rows, shape, values, grad):
+    values = values.mul_(grad)  # ctx's own
+    if values.device.type != "cpu":
+        return torch.zeros(shape, dtype=values.dtype, device=values.device).index_copy_(
+            0, rows, values)
+    return torch.sparse_coo_tensor(rows[None], values, shape, is_coalesced=True,
+                                   check_invariants=False)
 
 
 def dense_auxk_loss(W, b_enc, D, pre, xc, residual, dead, aux_k, coef):
