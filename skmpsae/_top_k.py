@@ -19,8 +19,6 @@ import numba as nb
 import numpy as np
 import torch
 
-from ._threads import _SERIAL_KERNEL_BELOW, kernel_threads
-
 __all__ = ["row_top_k"]
 
 _BLOCK = 16
@@ -61,38 +59,52 @@ def _k_largest(values, ids, n, k, out_values, out_ids):
     return low
 
 
-@nb.njit(parallel=True, cache=True)
-def _top_k_rows(P, k, n_chunks):
-    m, n = P.shape
+@nb.njit
+def _top_k_chunk(P, k, idx, start, stop):
+    """Rows ``start:stop`` of ``P`` into ``idx``, with this chunk's own buffers."""
+    n = P.shape[1]
     n_blocks = n // _BLOCK
+    block_max = np.empty(n_blocks, P.dtype)
+    block_ids = np.arange(n_blocks)
+    top_values = np.empty(k, P.dtype)
+    top_ids = np.empty(k, np.int64)
+    cand_values = np.empty(n, P.dtype)
+    cand_ids = np.empty(n, np.int64)
+    for i in range(start, stop):
+        row = P[i]
+        for b in range(n_blocks):
+            block_max[b] = _block_max(row, b * _BLOCK)
+        threshold = _k_largest(block_max, block_ids, n_blocks, k, top_values, top_ids)
+        n_cand = 0
+        for b in range(n_blocks):
+            if block_max[b] >= threshold:
+                for j in range(b * _BLOCK, (b + 1) * _BLOCK):
+                    if row[j] >= threshold:
+                        cand_values[n_cand] = row[j]
+                        cand_ids[n_cand] = j
+                        n_cand += 1
+        for j in range(n_blocks * _BLOCK, n):
+            if row[j] >= threshold:
+                cand_values[n_cand] = row[j]
+                cand_ids[n_cand] = j
+                n_cand += 1
+        _k_largest(cand_values, cand_ids, n_cand, k, top_values, idx[i])
+
+
+@nb.njit(cache=True)
+def _top_k_serial(P, k):
+    idx = np.empty((P.shape[0], k), np.int64)
+    _top_k_chunk(P, k, idx, 0, P.shape[0])
+    return idx
+
+
+@nb.njit(parallel=True, cache=True)
+def _top_k_parallel(P, k, n_chunks):
+    m = P.shape[0]
     idx = np.empty((m, k), np.int64)
     per_chunk = (m + n_chunks - 1) // n_chunks
     for c in nb.prange(n_chunks):
-        block_max = np.empty(n_blocks, P.dtype)
-        block_ids = np.arange(n_blocks)
-        top_values = np.empty(k, P.dtype)
-        top_ids = np.empty(k, np.int64)
-        cand_values = np.empty(n, P.dtype)
-        cand_ids = np.empty(n, np.int64)
-        for i in range(c * per_chunk, min(m, (c + 1) * per_chunk)):
-            row = P[i]
-            for b in range(n_blocks):
-                block_max[b] = _block_max(row, b * _BLOCK)
-            threshold = _k_largest(block_max, block_ids, n_blocks, k, top_values, top_ids)
-            n_cand = 0
-            for b in range(n_blocks):
-                if block_max[b] >= threshold:
-                    for j in range(b * _BLOCK, (b + 1) * _BLOCK):
-                        if row[j] >= threshold:
-                            cand_values[n_cand] = row[j]
-                            cand_ids[n_cand] = j
-                            n_cand += 1
-            for j in range(n_blocks * _BLOCK, n):
-                if row[j] >= threshold:
-                    cand_values[n_cand] = row[j]
-                    cand_ids[n_cand] = j
-                    n_cand += 1
-            _k_largest(cand_values, cand_ids, n_cand, k, top_values, idx[i])
+        _top_k_chunk(P, k, idx, c * per_chunk, min(m, (c + 1) * per_chunk))
     return idx
 
 
@@ -108,8 +120,10 @@ def row_top_k(pre, k):
             or not pre.is_contiguous() or k < 1 or k > _MAX_K or k * _BLOCK > n or m == 0):
         return pre.topk(k, dim=1, sorted=False).indices
     # torch's thread count (the training step's, or that of the product that
-    # gave ``pre``) from about 2 ms of work on one core; one thread below.
-    parallel = m * n >= _PARALLEL_FROM and torch.get_num_threads() > 1
-    with kernel_threads(_SERIAL_KERNEL_BELOW if parallel else 0):
-        n_chunks = min(m, torch.get_num_threads(), nb.get_num_threads()) if parallel else 1
-        return torch.from_numpy(_top_k_rows(pre.detach().numpy(), k, n_chunks))
+    # gave ``pre``) from about 2 ms of work on one core; below, or on one
+    # thread, the serial kernel, which wakes no thread pool.
+    P = pre.detach().numpy()
+    n_chunks = min(m, torch.get_num_threads(), nb.get_num_threads())
+    if m * n < _PARALLEL_FROM or n_chunks < 2:
+        return torch.from_numpy(_top_k_serial(P, k))
+    return torch.from_numpy(_top_k_parallel(P, k, n_chunks))
