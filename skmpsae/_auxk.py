@@ -15,6 +15,8 @@ forward and backward).
 
 import torch
 
+from ._top_k import row_top_k
+
 __all__ = ["dense_auxk_loss"]
 
 
@@ -23,7 +25,7 @@ class _DenseAuxK(torch.autograd.Function):
     def forward(ctx, W, b_enc, D, pre, xc, residual, dead, aux_k, coef):
         n_rows = pre.shape[0]
         P = pre.index_select(1, dead)  # 4x faster than pre[:, dead] (1024 x 6144, 3000 dead)
-        local = P.topk(aux_k, dim=1, sorted=False).indices
+        local = row_top_k(P, aux_k)
         picked = P.gather(1, local)
         Z = torch.zeros_like(P).scatter_(1, local, picked.clamp_min(0))
         D_dead = D.index_select(0, dead)

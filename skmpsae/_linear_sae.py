@@ -175,6 +175,7 @@ class LinearSAE(BaseSAE):
 
     def _auxk_loss(self, params, xb, pre, fired, x_hat):
         from ._sparse_codes import SparseCodes
+        from ._top_k import row_top_k
 
         torch = _torch()
         since = params["samples_since_fired"]
@@ -198,7 +199,7 @@ class LinearSAE(BaseSAE):
                                        params["components"], pre, xc, residual, dead, aux_k,
                                        self.aux_coef)
         with torch.no_grad():
-            local = pre.index_select(1, dead).topk(aux_k, dim=1, sorted=False).indices
+            local = row_top_k(pre.index_select(1, dead), aux_k)
         rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
         codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
         codes = self._codes(params, xc, pre, codes)

@@ -113,17 +113,31 @@ def row_top_k(pre, k):
 
     ``k`` is at most ``pre.shape[1]``. A contiguous float32 or float64 CPU
     tensor with a small ``k`` (at most 64, and a block of 16 values per kept
-    value) goes through the kernel; anything else through ``torch.topk``.
+    value) goes through the kernel, one with a larger ``k`` through
+    ``numpy.argpartition``; other tensors through ``torch.topk``.
     """
     m, n = pre.shape
     if (pre.device.type != "cpu" or pre.dtype not in (torch.float32, torch.float64)
-            or not pre.is_contiguous() or k < 1 or k > _MAX_K or k * _BLOCK > n or m == 0):
+            or k < 1 or m == 0):
         return pre.topk(k, dim=1, sorted=False).indices
+    if k > _MAX_K or k * _BLOCK > n or not pre.is_contiguous():
+        # NumPy's introselect (measured on one thread, 1024 x 3000, k=392:
+        # 5.6 ms against 24 ms for torch.topk).
+        part = np.argpartition(pre.detach().numpy(), n - k, axis=1)[:, n - k:]
+        return torch.from_numpy(np.ascontiguousarray(part, dtype=np.int64))
     # torch's thread count (the training step's, or that of the product that
     # gave ``pre``) from about 2 ms of work on one core; below, or on one
     # thread, the serial kernel, which wakes no thread pool.
     P = pre.detach().numpy()
-    n_chunks = min(m, torch.get_num_threads(), nb.get_num_threads())
-    if m * n < _PARALLEL_FROM or n_chunks < 2:
+    threads = torch.get_num_threads()
+    if m * n < _PARALLEL_FROM or threads < 2:
         return torch.from_numpy(_top_k_serial(P, k))
-    return torch.from_numpy(_top_k_parallel(P, k, n_chunks))
+    # Starting numba's OpenMP pool (its first parallel call, or
+    # ``get_num_threads``) resets the thread count of the OpenMP runtime
+    # that torch shares: torch's is put back.
+    try:
+        n_chunks = min(m, threads, nb.get_num_threads())
+        return torch.from_numpy(_top_k_parallel(P, k, n_chunks))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

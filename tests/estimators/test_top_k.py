@@ -9,7 +9,8 @@ from skmpsae._top_k import row_top_k
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape,k", [((64, 3072), 16), ((33, 520), 32), ((5, 40), 2),
-                                     ((7, 17), 1), ((2, 1000), 60), ((4, 100), 80)])
+                                     ((7, 17), 1), ((2, 1000), 60), ((4, 100), 80),
+                                     ((64, 3000), 392)])
 def test_same_entries_as_torch_topk(shape, k, dtype):
     pre = torch.from_numpy(np.random.default_rng(0).standard_normal(shape)).to(dtype)
     idx = row_top_k(pre, k)
@@ -51,3 +52,15 @@ def test_several_threads_give_the_same_entries(monkeypatch):
         numba.set_num_threads(previous[0])
         torch.set_num_threads(previous[1])
     assert torch.equal(idx.sort(dim=1).values, pre.topk(16, dim=1).indices.sort(dim=1).values)
+
+
+def test_torch_thread_count_is_kept():
+    previous = torch.get_num_threads()
+    pre = torch.randn(1024, 2048, generator=torch.Generator().manual_seed(0))
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            row_top_k(pre, 16)
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
