@@ -15,6 +15,8 @@ forward and backward).
 
 import torch
 
+from ._top_k import row_top_k
+
 __all__ = ["dense_auxk_loss"]
 
 
@@ -22,11 +24,11 @@ class _DenseAuxK(torch.autograd.Function):
     @staticmethod
     def forward(ctx, W, b_enc, D, pre, xc, residual, dead, aux_k, coef):
         n_rows = pre.shape[0]
-        P = pre[:, dead]
-        local = P.topk(aux_k, dim=1, sorted=False).indices
+        P = pre.index_select(1, dead)  # 4x faster than pre[:, dead] (1024 x 6144, 3000 dead)
+        local = row_top_k(P, aux_k)
         picked = P.gather(1, local)
         Z = torch.zeros_like(P).scatter_(1, local, picked.clamp_min(0))
-        D_dead = D[dead]
+        D_dead = D.index_select(0, dead)
         e_hat = Z @ D_dead
         # The least-squares factor of the auxiliary reconstruction, no gradient.
         scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).clamp(0, 1)
@@ -42,19 +44,29 @@ class _DenseAuxK(torch.autograd.Function):
         for param, need, rows in ((W, needs[0], lambda: grad_Z.T @ xc),
                                   (b_enc, needs[1], lambda: grad_Z.sum(0)),
                                   (D, needs[2], lambda: Z.T @ G)):
-            full = None
-            if need:
-                full = torch.zeros_like(param)
-                full.index_copy_(0, dead, rows())
-            grads.append(full)
-        ctx.grads = grads
+            grads.append((param.shape, rows()) if need else None)
+        ctx.grads, ctx.dead = grads, dead
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        grads = [None if g is None else g * grad for g in ctx.grads]
-        del ctx.grads
+        # On the CPU the dead rows' gradients go back as a sparse (row-indexed)
+        # tensor, which autograd adds into the main path's dense gradient row
+        # by row; a dense full-size one costs a zero fill, a copy and a full
+        # addition (measured on 1024 rows, 6144 x 784, 3000 dead, one thread:
+        # 160-162 ms against 166-170 ms forward and backward).
+        grads = [None if g is None else _on_rows(ctx.dead, *g, grad) for g in ctx.grads]
+        del ctx.grads, ctx.dead
         return *grads, *(None,) * 6
+
+
+def _on_rows(rows, shape, values, grad):
+    values = values.mul_(grad)  # ctx's own
+    if values.device.type != "cpu":
+        return torch.zeros(shape, dtype=values.dtype, device=values.device).index_copy_(
+            0, rows, values)
+    return torch.sparse_coo_tensor(rows[None], values, shape, is_coalesced=True,
+                                   check_invariants=False)
 
 
 def dense_auxk_loss(W, b_enc, D, pre, xc, residual, dead, aux_k, coef):

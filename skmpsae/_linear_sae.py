@@ -20,6 +20,7 @@ import numpy as np
 
 from ._base import BaseSAE
 from ._compat import Interval, StrOptions
+from ._threads import PARALLEL_LINEAR_STEP_FROM
 
 __all__ = ["LinearSAE"]
 
@@ -57,6 +58,9 @@ class LinearSAE(BaseSAE):
         "dead_after": [Interval(Integral, 1, None, closed="left")],
     }
     _array_names = ("components", "bias", "encoder", "encoder_bias")
+    #: Batch multiply-adds from which the whole training step runs on torch's
+    #: threads (see ``_threads.PARALLEL_LINEAR_STEP_FROM``).
+    _parallel_step_from = PARALLEL_LINEAR_STEP_FROM
 
     # ------------------------------------------------------------------ hooks
     def _select(self, pre, params, *, training):  # pragma: no cover - abstract
@@ -93,9 +97,11 @@ class LinearSAE(BaseSAE):
     @staticmethod
     def _top_k(pre, k):
         """Entries of the ``k`` largest pre-activations of each row."""
+        from ._top_k import row_top_k
+
         torch = _torch()
         k = min(k, pre.shape[1])
-        idx = pre.topk(k, dim=1, sorted=False).indices
+        idx = row_top_k(pre, k)
         rows = torch.arange(pre.shape[0], device=pre.device).repeat_interleave(k)
         return rows, idx.reshape(-1)
 
@@ -124,7 +130,8 @@ class LinearSAE(BaseSAE):
         params = {name: torch.from_numpy(np.asarray(v, dtype=dtype))
                   for name, v in arrays.items()}
         with torch.no_grad():
-            pre = self._pre(params, sample)
+            pre = torch.addmm(params["encoder_bias"], sample - params["bias"],
+                              params["encoder"].T)
             codes = self._selection(pre, params, training=True)
             codes = codes._replace(values=pre[codes.rows, codes.cols].clamp_min(0))
             target = sample - params["bias"]
@@ -168,6 +175,7 @@ class LinearSAE(BaseSAE):
 
     def _auxk_loss(self, params, xb, pre, fired, x_hat):
         from ._sparse_codes import SparseCodes
+        from ._top_k import row_top_k
 
         torch = _torch()
         since = params["samples_since_fired"]
@@ -191,7 +199,7 @@ class LinearSAE(BaseSAE):
                                        params["components"], pre, xc, residual, dead, aux_k,
                                        self.aux_coef)
         with torch.no_grad():
-            local = pre[:, dead].topk(aux_k, dim=1, sorted=False).indices
+            local = row_top_k(pre.index_select(1, dead), aux_k)
         rows = torch.arange(xb.shape[0], device=xb.device).repeat_interleave(aux_k)
         codes = SparseCodes.select(rows, dead[local.reshape(-1)], *pre.shape, dense=False)
         codes = self._codes(params, xc, pre, codes)
@@ -232,7 +240,8 @@ class LinearSAE(BaseSAE):
         arrays = self._cast(X.dtype)
         W, b_enc = arrays["encoder"], arrays["encoder_bias"]
         with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
-            pre = (X - arrays["bias"]) @ W.T + b_enc
+            pre = (X - arrays["bias"]) @ W.T
+        pre += b_enc  # in place: no second (rows, n_components) array
         if n_steps == 0:
             empty = np.zeros(0, dtype=np.int64)
             return pre.shape, empty, empty, np.zeros(0, dtype=pre.dtype)

@@ -256,7 +256,8 @@ class _Run:
                         unit="batch")
         rank, world = (0, 1) if self.sync is None else (self.sync.rank, self.sync.world)
         batch_work = self.batch_size * self.n_components * self.source.n_features
-        threads = torch_threads(batch_work if self.device.type == "cpu" else _NO_LIMIT)
+        threads = torch_threads(batch_work if self.device.type == "cpu" else _NO_LIMIT,
+                                parallel_from=getattr(self.est, "_parallel_step_from", None))
         interrupted = None
         if interrupt.requested and self.sync is None:  # ranks stop together in run_epoch
             interrupted = f"during setup, before optimizer step {state.step + 1}"

@@ -66,8 +66,13 @@ def initial_dictionary(X, bias, n_components, method, rng):
         n_from_data = min(n_components, sample.shape[0])
         rows = rng.choice(sample.shape[0], n_from_data, replace=False)
         picked = sample[rows]
-        scale = np.linalg.norm(picked, axis=1, keepdims=True)
+        picked /= np.maximum(np.linalg.norm(picked, axis=1, keepdims=True), 1e-12)
         # A little noise keeps duplicated samples from giving duplicated atoms.
-        noise = 0.01 * D[:n_from_data] / np.sqrt(n_features)
-        D[:n_from_data] = picked / np.maximum(scale, 1e-12) + noise
-    return D / np.linalg.norm(D, axis=1, keepdims=True)
+        # In place (no full-size temporaries), with the roundings of
+        # ``picked + 0.01 * D / sqrt(n_features)``.
+        noise = D[:n_from_data]
+        noise *= 0.01
+        noise /= np.sqrt(n_features)
+        noise += picked
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    return D
