@@ -93,7 +93,7 @@ def is_model_folder(path):
     may repair it), but a valid JSON file of another format never.
     """
     path = Path(path)
-    for _ in range(3):  # again when a concurrent save replaced the folder mid-check
+    for _ in range(_READ_ATTEMPTS):  # again when a concurrent save replaced it mid-check
         try:
             if path.is_symlink() or not path.is_dir():
                 return False
@@ -317,6 +317,12 @@ def _estimator_from(path, config, expected_class):
     return estimator
 
 
+#: Reads of a folder that saves keep replacing. Each retry follows a save
+#: that completed while the folder was read; two writers saving in a loop
+#: beside a reader on two loaded cores replaced it three times in a row.
+_READ_ATTEMPTS = 10
+
+
 def _replaced_meanwhile(path, folder):
     try:
         return os.stat(path).st_ino != os.fstat(folder).st_ino
@@ -333,7 +339,7 @@ def load(path, expected_class=None):
     path = Path(path)
     if not path.is_dir():
         _fail(path, None, "not a folder; pass the folder written by estimator.save(path).")
-    for attempt in range(3):
+    for attempt in range(_READ_ATTEMPTS):
         folder = open_folder(path)
         try:
             config = _read_config(path, folder)
@@ -349,7 +355,7 @@ def load(path, expected_class=None):
         except ModelFileError:
             # A save that replaced the folder while it was read (and removed the
             # old one) is no damage: read the new folder.
-            if attempt == 2 or not _replaced_meanwhile(path, folder):
+            if attempt == _READ_ATTEMPTS - 1 or not _replaced_meanwhile(path, folder):
                 raise
         finally:
             os.close(folder)
