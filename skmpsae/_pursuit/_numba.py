@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 
 from .._threads import kernel_threads
 
-__all__ = ["gram_pursuit", "scatter_codes"]
+__all__ = ["gram_pursuit", "gram_pursuit_serial", "scatter_codes"]
 
 _INT_OF = {4: np.int32, 8: np.int64}
 
@@ -204,6 +204,13 @@ def _gram_pursuit(C, lowest, G, n_steps, positive, thresh, rsq,
                 c[idx_out[s, u]] += coef_out[s, u]
 
 
+# The same kernel on the calling thread, without the GIL: ``_core`` runs it from
+# a pool of Python threads, each after its own one-thread product (no numba or
+# BLAS thread pool to wake, nor BLAS workers left spinning on the cores).
+_gram_pursuit_serial = nb.njit(fastmath=_FASTMATH, cache=True, nogil=True)(
+    _gram_pursuit.py_func)
+
+
 @nb.njit(parallel=True, cache=True)
 def scatter_codes(idx, coef, out):
     """Accumulate ``coef`` into the dense codes ``out`` at ``idx``, per row."""
@@ -224,3 +231,11 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_
     with kernel_threads(C.shape[0] * C.shape[1] * n_steps):
         _gram_pursuit(C, int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
                       coef_out, write_codes, C.dtype.type(min_coef))
+
+
+def gram_pursuit_serial(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out,
+                        write_codes=False, min_coef=0.0):
+    """``gram_pursuit`` on the calling thread, releasing the GIL."""
+    int_type = _INT_OF[C.dtype.itemsize]
+    _gram_pursuit_serial(C, int_type(np.iinfo(int_type).min), G, n_steps, positive, thresh,
+                         rsq, idx_out, coef_out, write_codes, C.dtype.type(min_coef))
