@@ -7,7 +7,7 @@ reference, numba kernel, torch, the CUDA kernel through CuPy).
 
 import numpy as np
 
-from .._threads import blas_threads
+from .._threads import _SERIAL_KERNEL_BELOW, blas_threads
 from . import _numpy
 from ._gram import gram_matrix
 from ._plan import DEFAULT_MEMORY_BUDGET, plan_pursuit
@@ -100,6 +100,12 @@ def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram, residual_thr
     if gram is None:
         gram = gram_matrix(D)
     Z = np.empty((X.shape[0], n_components), dtype=X.dtype)
+    workers = _pipeline_workers(X.shape[0], n_components, n_steps)
+    if workers > 1:
+        _pipelined_codes(X, D, Z, workers, n_steps=n_steps, bias=bias, positive=positive, tol=tol,
+                         gram=gram, residual_threshold=residual_threshold,
+                         coef_threshold=coef_threshold)
+        return Z
     for start, stop, R, thresh, rsq in _centred_chunks(X, bias, tol, plan.chunk_rows, False,
                                                         residual_threshold):
         with blas_threads((stop - start) * n_components * n_features):
@@ -109,6 +115,59 @@ def _fused_codes(X, D, plan, *, n_steps, bias, positive, tol, gram, residual_thr
         gram_pursuit(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,
                      write_codes=True, min_coef=coef_threshold or 0.0)
     return Z
+
+
+# Rows per piece of the pipelined encoding: each piece's product and pursuit
+# run on one thread. About four pieces per thread balance the threads; fewer
+# rows than 128 repack the dictionary for too little product, more than 1024
+# add workspace for nothing.
+_PIECE_ROWS = (128, 1024)
+
+
+def _piece_rows(n_samples, workers):
+    return int(np.clip(-(-n_samples // (4 * workers)), *_PIECE_ROWS))
+
+
+def _pipeline_workers(n_samples, n_components, n_steps):
+    """Threads for ``_pipelined_codes``: numba's thread count, 1 for small problems."""
+    import numba
+
+    if n_samples * n_components * n_steps < _SERIAL_KERNEL_BELOW:
+        return 1
+    return min(numba.get_num_threads(), -(-n_samples // _PIECE_ROWS[0]))
+
+
+def _pipelined_codes(X, D, Z, workers, *, n_steps, bias, positive, tol, gram,
+                     residual_threshold, coef_threshold):
+    """Fill ``Z`` with dense codes, pieces of rows shared by ``workers`` Python threads.
+
+    Each thread computes its piece's correlations by a one-thread product and
+    runs the serial kernel on them (both release the GIL). A product on all
+    BLAS threads followed by the parallel kernel loses the cores to OpenBLAS
+    workers that keep spinning after the product: measured on 2 cores, the
+    kernel then took 0.076 s against 0.039 s after a pause (2048 x 4096, k=32).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._numba import gram_pursuit_serial
+
+    n = X.shape[0]
+    rows = _piece_rows(n, workers)
+    min_coef = coef_threshold or 0.0
+
+    def piece(start):
+        stop = min(start + rows, n)
+        R = X[start:stop] if bias is None else X[start:stop] - bias
+        thresh, rsq = residual_stops(R, tol, residual_threshold)
+        np.matmul(R, D.T, out=Z[start:stop])
+        idx = np.empty((stop - start, n_steps), dtype=np.int64)
+        coef = np.empty((stop - start, n_steps), dtype=X.dtype)
+        gram_pursuit_serial(Z[start:stop], gram, n_steps, positive, thresh, rsq, idx, coef,
+                            write_codes=True, min_coef=min_coef)
+
+    with blas_threads(0), ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(piece, range(0, n, rows)):
+            pass
 
 
 def run_plan(X, D, plan, *, n_steps, bias=None, positive=True, tol=None, gram=None,

@@ -2,11 +2,14 @@
 
 One sample per task (``prange``): its row of correlations ``c`` (n_components,)
 stays in L1/L2 cache for all steps while the selected rows of the Gram matrix
-stream from memory. Each step is one vectorised pass ``c -= a * G[j]`` and one
-vectorised pass that finds the maximum. The maximum is searched on integer keys
-of the float bits (monotone in the float value) because LLVM vectorises integer
-max reductions but not float select chains; the key also gives the *first*
-index of the maximum, the tie-breaking of ``numpy.argmax``.
+stream from memory. Each step is one vectorised pass that updates
+``c -= a * G[j]`` and tracks the maximum of the new values in the same loop,
+so ``c`` is read once per step (one argmax-only pass finds the first atom).
+The maximum is searched on integer keys of the float bits (monotone in the
+float value) because LLVM vectorises integer max reductions but not float
+select chains; the key also gives the *first* index of the maximum, the
+tie-breaking of ``numpy.argmax``. Partial maxima per block of ``_BLOCK``
+elements let the search for that first index skip to its block.
 
 No contraction to FMA is allowed (``fastmath`` without ``contract``), so
 ``c - a * g`` rounds exactly as NumPy does and codes match the NumPy reference
@@ -15,10 +18,13 @@ bit for bit.
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .._threads import kernel_threads
 
-__all__ = ["gram_pursuit", "scatter_codes"]
+__all__ = ["gram_pursuit", "gram_pursuit_serial", "scatter_codes"]
 
 _INT_OF = {4: np.int32, 8: np.int64}
 
@@ -26,44 +32,104 @@ _FASTMATH = {"nnan", "ninf", "nsz"}
 _BLOCK = 64  # elements per partial maximum; one AVX-512 cache line x 4
 
 
-@nb.njit(inline="always")
-def _key(x, positive, mag, shift, lowest):
-    # Order-preserving map from IEEE bits (as signed integers) to integers:
-    # negative floats have their magnitude bits flipped. In the signed mode
-    # the sign bit is dropped, so the key orders |c|. -0.0 (whose bits are
-    # ``lowest``) is mapped to +0.0, which NumPy treats as equal.
-    if positive:
-        x = x - x if x == lowest else x
-        return x ^ ((x >> shift) & mag)
-    return x & mag
+def _key_intrinsic(signed):
+    # Order-preserving map from a float to the signed integer of its width,
+    # written in LLVM IR so that it stays at that width (numba's own integer
+    # arithmetic widens int32 to int64, which halves the vector lanes).
+    # Signed key (positive codes): negative floats have their magnitude bits
+    # flipped, and -0.0 (whose bits are the integer minimum) is mapped to +0.0,
+    # which NumPy treats as equal. Magnitude key: the sign bit is dropped, so
+    # the key orders |c|.
+
+    def key(typingctx, x):
+        if not isinstance(x, types.Float):
+            return None
+        int_type = types.int32 if x.bitwidth == 32 else types.int64
+
+        def codegen(context, builder, signature, args):
+            ir_type = context.get_value_type(int_type)
+            width = x.bitwidth
+            bits = builder.bitcast(args[0], ir_type)
+            mag = ir.Constant(ir_type, (1 << (width - 1)) - 1)
+            if not signed:
+                return builder.and_(bits, mag)
+            lowest = ir.Constant(ir_type, -(1 << (width - 1)))
+            bits = builder.select(builder.icmp_signed("==", bits, lowest),
+                                  ir.Constant(ir_type, 0), bits)
+            flip = builder.and_(builder.ashr(bits, ir.Constant(ir_type, width - 1)), mag)
+            return builder.xor(bits, flip)
+
+        return int_type(x), codegen
+
+    key.__name__ = "_signed_key" if signed else "_magnitude_key"
+    return intrinsic(key)
+
+
+_signed_key = _key_intrinsic(True)
+_magnitude_key = _key_intrinsic(False)
 
 
 @nb.njit(inline="always")
-def _argmax_first(bits, positive, mag, shift, lowest, block_max):
-    n = bits.shape[0]
+def _key(x, positive):
+    # The argmax key of float ``x``: it orders ``x`` when ``positive``, else ``|x|``.
+    return _signed_key(x) if positive else _magnitude_key(x)
+
+
+@nb.njit(inline="always")
+def _first_of(c, best, positive, lowest, block_max):
+    # First index whose key is ``best``, looking only inside blocks that hold it.
+    n = c.shape[0]
+    n_blocks = n // _BLOCK
+    for b in range(n_blocks):
+        if block_max[b] == best:
+            for i in range(b * _BLOCK, (b + 1) * _BLOCK):
+                if _key(c[i], positive) == best:
+                    return i
+    for i in range(n_blocks * _BLOCK, n):
+        if _key(c[i], positive) == best:
+            return i
+    return 0
+
+
+@nb.njit(inline="always")
+def _argmax_first(c, positive, lowest, block_max):
+    n = c.shape[0]
     n_blocks = n // _BLOCK
     best = lowest
     for b in range(n_blocks):
         m = lowest
         for i in range(b * _BLOCK, (b + 1) * _BLOCK):
-            m = max(m, _key(bits[i], positive, mag, shift, lowest))
+            m = max(m, _key(c[i], positive))
         block_max[b] = m
         best = max(best, m)
     for i in range(n_blocks * _BLOCK, n):
-        best = max(best, _key(bits[i], positive, mag, shift, lowest))
+        best = max(best, _key(c[i], positive))
+    return _first_of(c, best, positive, lowest, block_max)
+
+
+@nb.njit(inline="always")
+def _update_argmax_first(c, a, g, positive, lowest, block_max):
+    # ``c -= a * g`` and the argmax of the result, in one pass over ``c``.
+    n = c.shape[0]
+    n_blocks = n // _BLOCK
+    best = lowest
     for b in range(n_blocks):
-        if block_max[b] == best:
-            for i in range(b * _BLOCK, (b + 1) * _BLOCK):
-                if _key(bits[i], positive, mag, shift, lowest) == best:
-                    return i
+        m = lowest
+        for i in range(b * _BLOCK, (b + 1) * _BLOCK):
+            v = c[i] - a * g[i]
+            c[i] = v
+            m = max(m, _key(v, positive))
+        block_max[b] = m
+        best = max(best, m)
     for i in range(n_blocks * _BLOCK, n):
-        if _key(bits[i], positive, mag, shift, lowest) == best:
-            return i
-    return 0
+        v = c[i] - a * g[i]
+        c[i] = v
+        best = max(best, _key(v, positive))
+    return _first_of(c, best, positive, lowest, block_max)
 
 
 @nb.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq,
+def _gram_pursuit(C, lowest, G, n_steps, positive, thresh, rsq,
                   idx_out, coef_out, write_codes, min_coef):
     """Run matching pursuit on precomputed correlations, in place.
 
@@ -71,9 +137,8 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
     ----------
     C : ndarray (n_samples, n_components), C-contiguous
         ``(X - b) @ D.T``; overwritten with the final residual correlations.
-    bits, mag, shift, lowest
-        ``C`` viewed as signed integers of the same width, that width's
-        largest value, its bit count minus one and its smallest value.
+    lowest
+        The smallest signed integer of ``C``'s width (below every argmax key).
     G : ndarray (n_components, n_components)
         Gram matrix ``D @ D.T``.
     n_steps : int
@@ -103,13 +168,13 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
     use_tol = thresh.shape[0] > 0
     for s in nb.prange(n):
         c = C[s]
-        block_max = np.empty(n_components // _BLOCK + 1, bits.dtype)
-        j = 0
+        block_max = np.full(n_components // _BLOCK + 1, lowest)
+        j = _argmax_first(c, positive, lowest, block_max)
+        last = 0
         t = 0
         while t < n_steps:
             if use_tol and rsq[s] <= thresh[s]:
                 break
-            j = _argmax_first(bits[s], positive, mag, shift, lowest, block_max)
             a = c[j]
             if positive and a <= 0:
                 a = a - a
@@ -117,22 +182,33 @@ def _gram_pursuit(C, bits, mag, shift, lowest, G, n_steps, positive, thresh, rsq
                 a = a - a
             idx_out[s, t] = j
             coef_out[s, t] = a
+            last = j
             t += 1
             if a == 0:
                 break
             g = G[j]
             if use_tol:
                 rsq[s] = rsq[s] - a * ((c[j] + c[j]) - a * g[j])
-            for i in range(n_components):
-                c[i] = c[i] - a * g[i]
+            if t < n_steps:
+                j = _update_argmax_first(c, a, g, positive, lowest, block_max)
+            else:
+                for i in range(n_components):
+                    c[i] = c[i] - a * g[i]
         for u in range(t, n_steps):
-            idx_out[s, u] = j
+            idx_out[s, u] = last
             coef_out[s, u] = 0
         if write_codes:
             for i in range(n_components):
                 c[i] = 0
             for u in range(t):
                 c[idx_out[s, u]] += coef_out[s, u]
+
+
+# The same kernel on the calling thread, without the GIL: ``_core`` runs it from
+# a pool of Python threads, each after its own one-thread product (no numba or
+# BLAS thread pool to wake, nor BLAS workers left spinning on the cores).
+_gram_pursuit_serial = nb.njit(fastmath=_FASTMATH, cache=True, nogil=True)(
+    _gram_pursuit.py_func)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -147,12 +223,19 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_
                  min_coef=0.0):
     """Matching pursuit on correlations ``C`` with Gram matrix ``G``, in place.
 
-    See ``_gram_pursuit`` for the arguments; this wrapper supplies the integer
-    view of ``C`` that the argmax works on.
+    See ``_gram_pursuit`` for the arguments; this wrapper supplies the
+    smallest integer of ``C``'s width, below every argmax key.
     """
     int_type = _INT_OF[C.dtype.itemsize]
     info = np.iinfo(int_type)
     with kernel_threads(C.shape[0] * C.shape[1] * n_steps):
-        _gram_pursuit(C, C.view(int_type), int_type(info.max), int_type(info.bits - 1),
-                      int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
+        _gram_pursuit(C, int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
                       coef_out, write_codes, C.dtype.type(min_coef))
+
+
+def gram_pursuit_serial(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out,
+                        write_codes=False, min_coef=0.0):
+    """``gram_pursuit`` on the calling thread, releasing the GIL."""
+    int_type = _INT_OF[C.dtype.itemsize]
+    _gram_pursuit_serial(C, int_type(np.iinfo(int_type).min), G, n_steps, positive, thresh,
+                         rsq, idx_out, coef_out, write_codes, C.dtype.type(min_coef))

@@ -611,3 +611,24 @@ def _cupy_available():
     from skmpsae._pursuit import _cupy
 
     return _cupy.is_available()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(positive=True), dict(positive=False, tol=0.3),
+                                dict(positive=False, residual_threshold=2.0),
+                                dict(positive=True, coef_threshold=0.2)])
+def test_pipelined_codes_match_numpy(dtype, kw, monkeypatch):
+    # Pieces of rows on two Python threads (one-thread products, serial kernel)
+    # give the NumPy reference's codes bit for bit, a shorter last piece included.
+    from skmpsae._pursuit import _core
+
+    X, D, b = make_problem(300, N_FEATURES, 64, dtype, seed=3, bias=True)
+    monkeypatch.setattr(_core, "_PIECE_ROWS", (128, 128))
+    G = D @ D.T
+    Z = np.empty((300, 64), dtype=dtype)
+    _core._pipelined_codes(X, D, Z, 2, n_steps=6, bias=b, gram=G, tol=kw.get("tol"),
+                           positive=kw["positive"],
+                           residual_threshold=kw.get("residual_threshold"),
+                           coef_threshold=kw.get("coef_threshold"))
+    ref = mp_encode(X, D, n_steps=6, bias=b, gram=G, backend="numpy", **kw)
+    assert_array_equal(Z, ref)
