@@ -338,12 +338,8 @@ class JumpReLUSAE(LinearSAE):
         return Z.shape, rows, cols, Z[rows, cols]
 
     def _encode(self, X, n_steps):
-        from ._threads import blas_threads
-
         arrays = self._cast(X.dtype)
-        W, b_enc = arrays["encoder"], arrays["encoder_bias"]
-        with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
-            pre = (X - arrays["bias"]) @ W.T + b_enc
+        pre = self._pre_array(arrays, X)
         Z = np.where(pre > np.exp(arrays["log_threshold"]), pre, 0).astype(X.dtype, copy=False)
         if n_steps is None:
             return Z

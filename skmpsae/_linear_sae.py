@@ -232,16 +232,31 @@ class LinearSAE(BaseSAE):
             )
         return n_steps
 
-    def _entries(self, X, n_steps):
-        """Active entries of the codes of ``X``: ``(shape, rows, cols, values)``, rows ascending."""
-        from ._threads import blas_threads
+    @staticmethod
+    def _pre_array(arrays, X):
+        """``(X - bias) @ encoder.T + encoder_bias`` (NumPy in and out) by torch's ``addmm``.
+
+        On torch's threads rather than OpenBLAS's: right after training, whose
+        torch threads still spin, OpenBLAS's woken workers made the end-of-fit
+        metrics' product 2.5x slower (4096 x 384 x 3072: 85 ms against 34 ms
+        in a MiniLM-sized TopK fit of 0.48 s). Torch's BLAS (MKL in the CPU wheel) may
+        round differently from NumPy's: codes agree to float rounding, not bit for bit.
+        """
+        from ._threads import torch_threads
 
         torch = _torch()
+        W = arrays["encoder"]
+        xc = torch.from_numpy(np.subtract(X, arrays["bias"]))
+        with torch_threads(X.shape[0] * W.shape[0] * W.shape[1]):
+            pre = torch.addmm(torch.as_tensor(np.array(arrays["encoder_bias"])), xc,
+                              torch.as_tensor(np.array(W)).T)
+        return pre.numpy()
+
+    def _entries(self, X, n_steps):
+        """Active entries of the codes of ``X``: ``(shape, rows, cols, values)``, rows ascending."""
+        torch = _torch()
         arrays = self._cast(X.dtype)
-        W, b_enc = arrays["encoder"], arrays["encoder_bias"]
-        with blas_threads(X.shape[0] * W.shape[0] * W.shape[1]):
-            pre = (X - arrays["bias"]) @ W.T
-        pre += b_enc  # in place: no second (rows, n_components) array
+        pre = self._pre_array(arrays, X)
         if n_steps == 0:
             empty = np.zeros(0, dtype=np.int64)
             return pre.shape, empty, empty, np.zeros(0, dtype=pre.dtype)
