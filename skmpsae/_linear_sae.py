@@ -81,7 +81,8 @@ class LinearSAE(BaseSAE):
     # ---------------------------------------------------------------- codes
     @staticmethod
     def _pre(params, xb):
-        return (xb - params["bias"]) @ params["encoder"].T + params["encoder_bias"]
+        """``(xb - bias) @ encoder.T + encoder_bias`` (torch), in one ``addmm``."""
+        return _torch().addmm(params["encoder_bias"], xb - params["bias"], params["encoder"].T)
 
     def _selection(self, pre, params, *, training):
         from ._sparse_codes import SparseCodes
@@ -130,8 +131,7 @@ class LinearSAE(BaseSAE):
         params = {name: torch.from_numpy(np.asarray(v, dtype=dtype))
                   for name, v in arrays.items()}
         with torch.no_grad():
-            pre = torch.addmm(params["encoder_bias"], sample - params["bias"],
-                              params["encoder"].T)
+            pre = self._pre(params, sample)
             codes = self._selection(pre, params, training=True)
             codes = codes._replace(values=pre[codes.rows, codes.cols].clamp_min(0))
             target = sample - params["bias"]
@@ -245,12 +245,14 @@ class LinearSAE(BaseSAE):
         from ._threads import torch_threads
 
         torch = _torch()
+
+        def tensor(a):  # read-only arrays (a memory map, a user's flags) are copied
+            return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+        params = {name: tensor(arrays[name]) for name in ("bias", "encoder", "encoder_bias")}
         W = arrays["encoder"]
-        xc = torch.from_numpy(np.subtract(X, arrays["bias"]))
         with torch_threads(X.shape[0] * W.shape[0] * W.shape[1]):
-            pre = torch.addmm(torch.as_tensor(np.array(arrays["encoder_bias"])), xc,
-                              torch.as_tensor(np.array(W)).T)
-        return pre.numpy()
+            return LinearSAE._pre(params, tensor(np.asarray(X))).numpy()
 
     def _entries(self, X, n_steps):
         """Active entries of the codes of ``X``: ``(shape, rows, cols, values)``, rows ascending."""

@@ -38,24 +38,28 @@ def _block_max(row, start):
 
 
 @nb.njit(inline="always")
+def _smallest(values, k):
+    """``(value, position)`` of the smallest of ``values[:k]``, the first one on ties."""
+    low, at = values[0], 0
+    for q in range(1, k):
+        if values[q] < low:
+            low, at = values[q], q
+    return low, at
+
+
+@nb.njit(inline="always")
 def _k_largest(values, ids, n, k, out_values, out_ids):
     """The k largest of ``values[:n]`` into ``out_*`` (any order); returns the smallest kept."""
     for j in range(k):
         out_values[j] = values[j]
         out_ids[j] = ids[j]
-    low, at = out_values[0], 0
-    for q in range(1, k):
-        if out_values[q] < low:
-            low, at = out_values[q], q
+    low, at = _smallest(out_values, k)
     for j in range(k, n):
         v = values[j]
         if v > low:
             out_values[at] = v
             out_ids[at] = ids[j]
-            low, at = out_values[0], 0
-            for q in range(1, k):
-                if out_values[q] < low:
-                    low, at = out_values[q], q
+            low, at = _smallest(out_values, k)
     return low
 
 

@@ -52,10 +52,13 @@ def _centred_chunks(X, bias, tol, chunk_rows, writable=False, residual_threshold
     """
     for start in range(0, X.shape[0], chunk_rows):
         stop = min(start + chunk_rows, X.shape[0])
-        R = X[start:stop]
-        R = R - bias if bias is not None else (R.copy() if writable else R)
-        thresh, rsq = residual_stops(R, tol, residual_threshold)
-        yield start, stop, R, thresh, rsq
+        yield (start, stop, *_centred(X[start:stop], bias, tol, writable, residual_threshold))
+
+
+def _centred(X, bias, tol, writable, residual_threshold):
+    """``(R, thresh, rsq)`` of the rows ``X``: ``R = X - bias`` (a copy when ``writable``)."""
+    R = X - bias if bias is not None else (X.copy() if writable else X)
+    return (R, *residual_stops(R, tol, residual_threshold))
 
 
 def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device,
@@ -157,8 +160,7 @@ def _pipelined_codes(X, D, Z, workers, *, n_steps, bias, positive, tol, gram,
 
     def piece(start):
         stop = min(start + rows, n)
-        R = X[start:stop] if bias is None else X[start:stop] - bias
-        thresh, rsq = residual_stops(R, tol, residual_threshold)
+        R, thresh, rsq = _centred(X[start:stop], bias, tol, False, residual_threshold)
         np.matmul(R, D.T, out=Z[start:stop])
         idx = np.empty((stop - start, n_steps), dtype=np.int64)
         coef = np.empty((stop - start, n_steps), dtype=X.dtype)

@@ -226,16 +226,19 @@ def gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out, write_
     See ``_gram_pursuit`` for the arguments; this wrapper supplies the
     smallest integer of ``C``'s width, below every argmax key.
     """
-    int_type = _INT_OF[C.dtype.itemsize]
-    info = np.iinfo(int_type)
     with kernel_threads(C.shape[0] * C.shape[1] * n_steps):
-        _gram_pursuit(C, int_type(info.min), G, n_steps, positive, thresh, rsq, idx_out,
+        _gram_pursuit(C, _lowest_key(C), G, n_steps, positive, thresh, rsq, idx_out,
                       coef_out, write_codes, C.dtype.type(min_coef))
 
 
 def gram_pursuit_serial(C, G, n_steps, positive, thresh, rsq, idx_out, coef_out,
                         write_codes=False, min_coef=0.0):
     """``gram_pursuit`` on the calling thread, releasing the GIL."""
+    _gram_pursuit_serial(C, _lowest_key(C), G, n_steps, positive, thresh, rsq, idx_out,
+                         coef_out, write_codes, C.dtype.type(min_coef))
+
+
+def _lowest_key(C):
+    """The smallest signed integer of ``C``'s float width, below every argmax key."""
     int_type = _INT_OF[C.dtype.itemsize]
-    _gram_pursuit_serial(C, int_type(np.iinfo(int_type).min), G, n_steps, positive, thresh,
-                         rsq, idx_out, coef_out, write_codes, C.dtype.type(min_coef))
+    return int_type(np.iinfo(int_type).min)

@@ -13,7 +13,7 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._threads import blas_threads, step_threads
+from .._threads import step_threads
 from . import _numba, _torch
 from ._core import residual_stops
 from ._gram import gram_matrix
@@ -91,9 +91,10 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         n_components = D_np.shape[0]
         R_np = R.numpy()
         C = _buffer(workspace, "corr", (n, n_components), np.result_type(R_np, D_np))
+        # step_threads puts this product, the Gram matrix and the kernel on one
+        # thread below 2e9 multiply-adds (blas_threads' own rule for the product).
         with step_threads(n * n_components * n_features):
-            with blas_threads(n * n_components * n_features):
-                np.matmul(R_np, D_np.T, out=C)
+            np.matmul(R_np, D_np.T, out=C)
             G = gram_matrix(D_np, out=None if workspace is None else
                             _buffer(workspace, "gram", (n_components, n_components), D_np.dtype))
             idx = np.empty((n, n_steps), dtype=np.int64)
