@@ -264,9 +264,11 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._optimizer_state = outcome.optimizer_state
         self._n_steps = outcome.step
         self._cache = _Cache()
-        from ._model_card import end_of_fit_metrics
+        from ._model_card import PendingFitMetrics
 
-        self.fit_metrics_ = end_of_fit_metrics(self, source)  # reported by the model card
+        # Reported by the model card; measured when first read (fit_metrics_).
+        self.__dict__.pop("_fit_metrics", None)
+        self._pending_fit_metrics = PendingFitMetrics(self, source)
         if outcome.interrupted:
             where = (f"; fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume"
                      if self.checkpoint_dir is not None else "")
@@ -549,7 +551,40 @@ class BaseSAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         return load(path, expected_class=cls)
 
+    @property
+    def fit_metrics_(self) -> dict:
+        """R², mean L0 and dead fraction at the end of ``fit``, on up to 4096 training rows.
+
+        A dict with ``n_samples_fit`` (``None`` for a stream of unknown
+        length), ``metric_rows``, ``r2``, ``l0`` and ``dead_fraction``; the
+        model card reports it. Measured on first access (or at ``save`` or
+        pickling), on rows kept at the end of ``fit``, at the parameters of
+        that fit. Absent for a model that skmpsae did not fit (converted).
+        """
+        metrics = self.__dict__.get("_fit_metrics")
+        if metrics is None:
+            pending = self.__dict__.get("_pending_fit_metrics")
+            if pending is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                     "'fit_metrics_'")
+            metrics = self.fit_metrics_ = pending.measure(self)
+        return metrics
+
+    @fit_metrics_.setter
+    def fit_metrics_(self, value):
+        self.__dict__.pop("_pending_fit_metrics", None)
+        self.__dict__["_fit_metrics"] = value
+
+    @fit_metrics_.deleter
+    def fit_metrics_(self):
+        if self.__dict__.pop("_fit_metrics", None) is None and \
+                self.__dict__.pop("_pending_fit_metrics", None) is None:
+            raise AttributeError("fit_metrics_")
+        self.__dict__.pop("_pending_fit_metrics", None)
+
     def __getstate__(self):
+        # Measure the fit's metrics first: the pickle keeps them, not the rows.
+        getattr(self, "fit_metrics_", None)
         # object.__getstate__ returns the live __dict__: copy before dropping the cache.
         state = dict(super().__getstate__())
         state.pop("_cache", None)

@@ -8,23 +8,27 @@ from .._threads import blas_threads, kernel_threads
 
 __all__ = ["gram_matrix"]
 
-_TILE = 64
+_TILE = 128
+_SHARES = 8
 
 
 @nb.njit(parallel=True, cache=True)
 def _mirror_lower(G):
     # Copy the lower triangle onto the upper one, tile by tile so that the
-    # transposed reads stay in cache.
+    # transposed reads stay in cache. Tile row i has n_tiles - i tiles: the
+    # rows are dealt out in turn (0, 8, 16, ... to the first share) so that
+    # the threads' shares are even.
     n = G.shape[0]
     n_tiles = (n + _TILE - 1) // _TILE
-    for bi in nb.prange(n_tiles):
-        for bj in range(bi + 1, n_tiles):
+    for share in nb.prange(_SHARES):
+        for bi in range(share, n_tiles, _SHARES):
+            for bj in range(bi + 1, n_tiles):
+                for i in range(bi * _TILE, min((bi + 1) * _TILE, n)):
+                    for j in range(bj * _TILE, min((bj + 1) * _TILE, n)):
+                        G[i, j] = G[j, i]
             for i in range(bi * _TILE, min((bi + 1) * _TILE, n)):
-                for j in range(bj * _TILE, min((bj + 1) * _TILE, n)):
+                for j in range(i + 1, min((bi + 1) * _TILE, n)):
                     G[i, j] = G[j, i]
-        for i in range(bi * _TILE, min((bi + 1) * _TILE, n)):
-            for j in range(i + 1, min((bi + 1) * _TILE, n)):
-                G[i, j] = G[j, i]
 
 
 def gram_matrix(D, out=None):

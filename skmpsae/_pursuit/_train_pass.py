@@ -13,7 +13,7 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._threads import step_threads
+from .._threads import spare_core_threads, step_threads
 from . import _numba, _torch
 from ._core import residual_stops
 from ._gram import gram_matrix
@@ -92,11 +92,14 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         R_np = R.numpy()
         C = _buffer(workspace, "corr", (n, n_components), np.result_type(R_np, D_np))
         # step_threads puts this product, the Gram matrix and the kernel on one
-        # thread below 2e9 multiply-adds (blas_threads' own rule for the product).
+        # thread below 2e9 multiply-adds (blas_threads' own rule for the product);
+        # the Gram matrix takes the other core back while it is idle.
         with step_threads(n * n_components * n_features):
             np.matmul(R_np, D_np.T, out=C)
-            G = gram_matrix(D_np, out=None if workspace is None else
-                            _buffer(workspace, "gram", (n_components, n_components), D_np.dtype))
+            with spare_core_threads(n_components * n_components * n_features // 2):
+                G = gram_matrix(D_np, out=None if workspace is None else
+                                _buffer(workspace, "gram", (n_components, n_components),
+                                        D_np.dtype))
             idx = np.empty((n, n_steps), dtype=np.int64)
             coef = np.empty((n, n_steps), dtype=C.dtype)
             thresh, rsq = residual_stops(R_np, None, residual_threshold)

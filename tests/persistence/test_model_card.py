@@ -1,6 +1,7 @@
 """The model card that save writes, the end-of-fit metrics it reports, and push_to_hub's folder."""
 
 import json
+import pickle
 import sys
 import types
 
@@ -95,3 +96,32 @@ def test_push_to_hub_uploads_the_saved_folder(fitted, digits, tmp_path, monkeypa
     np.testing.assert_array_equal(loaded.transform(digits), fitted.transform(digits))
     with pytest.raises(ValueError, match="owner/name"):
         skmpsae.push_to_hub(fitted, "no-owner")
+
+
+def test_fit_metrics_are_measured_on_first_read_as_of_the_fit(digits):
+    """Later changes to the training array or the parameters do not reach the metrics."""
+    X = digits.copy()
+    sae = MatchingPursuitSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+    assert "_fit_metrics" not in vars(sae)  # not measured yet
+    expected = MatchingPursuitSAE(n_components=64, k=4, max_iter=2,
+                                  random_state=0).fit(digits).fit_metrics_
+    X[:] = 0.0
+    sae.set_params(k=12, positive_code=False)
+    assert sae.fit_metrics_ == expected
+    assert sae.k == 12 and not sae.positive_code  # the parameters set stay set
+    assert "_pending_fit_metrics" not in vars(sae)  # the rows are let go once measured
+
+
+def test_pickle_keeps_the_metrics_not_the_rows(digits):
+    sae = TopKSAE(n_components=32, k=4, max_iter=1, random_state=0).fit(digits)
+    state = sae.__getstate__()
+    assert "_pending_fit_metrics" not in state and state["_fit_metrics"] == sae.fit_metrics_
+    assert pickle.loads(pickle.dumps(sae)).fit_metrics_ == sae.fit_metrics_
+
+
+def test_partial_fit_replaces_read_metrics(digits):
+    sae = TopKSAE(n_components=32, k=4, max_iter=1, random_state=0).fit(digits)
+    before = sae.fit_metrics_
+    sae.partial_fit(digits[:400])
+    after = sae.fit_metrics_
+    assert after["metric_rows"] == 400 and after != before

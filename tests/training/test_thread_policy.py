@@ -1,0 +1,56 @@
+"""The thread policy of small training steps: one thread, the spare core given back, limits kept."""
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from skmpsae import MatchingPursuitSAE, _threads
+
+
+def _blas_threads():
+    return max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_spare_core_gives_back_the_threads_outside_the_step(monkeypatch):
+    monkeypatch.setattr(_threads, "_spare_core", lambda: True)
+    outside = _blas_threads()
+    with _threads.step_threads(1e6):
+        assert _blas_threads() == 1
+        with _threads.spare_core_threads(1e9):
+            assert _blas_threads() == outside
+        with _threads.spare_core_threads(1e6):  # too small a product to pay for the threads
+            assert _blas_threads() == 1
+        assert _blas_threads() == 1
+    assert _blas_threads() == outside
+
+
+def test_spare_core_keeps_a_busy_machine_and_the_users_limit(monkeypatch):
+    monkeypatch.setattr(_threads, "_spare_core", lambda: False)
+    with _threads.step_threads(1e6), _threads.spare_core_threads(1e9):
+        assert _blas_threads() == 1
+    monkeypatch.setattr(_threads, "_spare_core", lambda: True)
+    with threadpool_limits(1, user_api="blas"):
+        with _threads.step_threads(1e6), _threads.spare_core_threads(1e9):
+            assert _blas_threads() == 1  # the user's limit, not the machine's cores
+    outside = _blas_threads()
+    with threadpool_limits(1, user_api="blas"), _threads.spare_core_threads(1e9):
+        assert _blas_threads() == 1  # outside a one-thread step it changes nothing
+    assert _blas_threads() == outside
+
+
+def test_spare_core_reads_the_load(monkeypatch):
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert _threads._spare_core()
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (2.1, 2.0, 2.0))
+    assert not _threads._spare_core()
+
+
+def test_training_is_the_same_with_the_spare_core(monkeypatch):
+    X = np.random.default_rng(0).standard_normal((512, 48)).astype(np.float64)
+    fits = []
+    for spare in (False, True):
+        monkeypatch.setattr(_threads, "_spare_core", lambda spare=spare: spare)
+        monkeypatch.setattr(_threads, "_PARALLEL_PRODUCT_FROM", 1)
+        fits.append(MatchingPursuitSAE(n_components=96, k=4, batch_size=128, max_iter=2,
+                                       random_state=0).fit(X))
+    np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=0, atol=1e-9)
