@@ -1,10 +1,14 @@
 """Fused matching-pursuit kernel compiled with numba (the CPU fast path).
 
-One sample per task (``prange``): its row of correlations ``c`` (n_components,)
-stays in L1/L2 cache for all steps while the selected rows of the Gram matrix
-stream from memory. Each step is one vectorised pass that updates
-``c -= a * G[j]`` and tracks the maximum of the new values in the same loop,
-so ``c`` is read once per step (one argmax-only pass finds the first atom).
+Four samples per task (``prange``): their rows of correlations ``c``
+(n_components,) stay in L1/L2 cache for all steps while the selected rows of
+the Gram matrix stream from memory. Each step is one vectorised pass that
+updates ``c -= a * G[j]`` and tracks the maximum of the new values in the same
+loop, so ``c`` is read once per step (one argmax-only pass finds the first
+atom); the four samples' steps share that pass, so four Gram rows stream at
+once (measured at 4096 x 768, 6144 atoms, k=32: the kernel in about 0.6x the
+time of one sample after another). A sample that stops early, and every
+sample's last step, finish one sample at a time.
 The maximum is searched on integer keys of the float bits (monotone in the
 float value) because LLVM vectorises integer max reductions but not float
 select chains; the key also gives the *first* index of the maximum, the
@@ -30,6 +34,7 @@ _INT_OF = {4: np.int32, 8: np.int64}
 
 _FASTMATH = {"nnan", "ninf", "nsz"}
 _BLOCK = 64  # elements per partial maximum; one AVX-512 cache line x 4
+_GROUP = 4  # samples whose steps run in one pass (``_update_argmax_first4``)
 
 
 def _key_intrinsic(signed):
@@ -128,6 +133,67 @@ def _update_argmax_first(c, a, g, positive, lowest, block_max):
     return _first_of(c, best, positive, lowest, block_max)
 
 
+@nb.njit(inline="always")
+def _update_argmax_first4(c0, c1, c2, c3, a0, a1, a2, a3, g0, g1, g2, g3, positive, lowest,
+                          bm0, bm1, bm2, bm3):
+    # ``_update_argmax_first`` of four samples in one pass: four rows of G
+    # stream at once, which keeps more memory reads in flight than one
+    # sample's row after another (same operations in the same order: the
+    # same bits).
+    n = c0.shape[0]
+    n_blocks = n // _BLOCK
+    b0 = b1 = b2 = b3 = lowest
+    for b in range(n_blocks):
+        m0 = m1 = m2 = m3 = lowest
+        for i in range(b * _BLOCK, (b + 1) * _BLOCK):
+            v = c0[i] - a0 * g0[i]
+            c0[i] = v
+            m0 = max(m0, _key(v, positive))
+            v = c1[i] - a1 * g1[i]
+            c1[i] = v
+            m1 = max(m1, _key(v, positive))
+            v = c2[i] - a2 * g2[i]
+            c2[i] = v
+            m2 = max(m2, _key(v, positive))
+            v = c3[i] - a3 * g3[i]
+            c3[i] = v
+            m3 = max(m3, _key(v, positive))
+        bm0[b] = m0
+        bm1[b] = m1
+        bm2[b] = m2
+        bm3[b] = m3
+        b0 = max(b0, m0)
+        b1 = max(b1, m1)
+        b2 = max(b2, m2)
+        b3 = max(b3, m3)
+    for i in range(n_blocks * _BLOCK, n):
+        v = c0[i] - a0 * g0[i]
+        c0[i] = v
+        b0 = max(b0, _key(v, positive))
+        v = c1[i] - a1 * g1[i]
+        c1[i] = v
+        b1 = max(b1, _key(v, positive))
+        v = c2[i] - a2 * g2[i]
+        c2[i] = v
+        b2 = max(b2, _key(v, positive))
+        v = c3[i] - a3 * g3[i]
+        c3[i] = v
+        b3 = max(b3, _key(v, positive))
+    return (_first_of(c0, b0, positive, lowest, bm0), _first_of(c1, b1, positive, lowest, bm1),
+            _first_of(c2, b2, positive, lowest, bm2), _first_of(c3, b3, positive, lowest, bm3))
+
+
+@nb.njit(inline="always")
+def _step_coef(c, j, positive, min_coef):
+    # The coefficient a step adds at atom ``j``: 0 where it stops the sample.
+    a = c[j]
+    if positive and a <= 0:
+        a = a - a
+    if abs(a) < min_coef:
+        a = a - a
+    return a
+
+
 @nb.njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _gram_pursuit(C, lowest, G, n_steps, positive, thresh, rsq,
                   idx_out, coef_out, write_codes, min_coef):
@@ -166,42 +232,81 @@ def _gram_pursuit(C, lowest, G, n_steps, positive, thresh, rsq,
     """
     n, n_components = C.shape
     use_tol = thresh.shape[0] > 0
-    for s in nb.prange(n):
-        c = C[s]
-        block_max = np.full(n_components // _BLOCK + 1, lowest)
-        j = _argmax_first(c, positive, lowest, block_max)
-        last = 0
+    n_groups = (n + _GROUP - 1) // _GROUP
+    for group in nb.prange(n_groups):
+        first = group * _GROUP
+        size = min(_GROUP, n - first)
+        block_max = np.full((_GROUP, n_components // _BLOCK + 1), lowest)
+        j = np.zeros(_GROUP, dtype=np.int64)
+        for w in range(size):
+            j[w] = _argmax_first(C[first + w], positive, lowest, block_max[w])
         t = 0
-        while t < n_steps:
-            if use_tol and rsq[s] <= thresh[s]:
-                break
-            a = c[j]
-            if positive and a <= 0:
-                a = a - a
-            if abs(a) < min_coef:
-                a = a - a
-            idx_out[s, t] = j
-            coef_out[s, t] = a
-            last = j
-            t += 1
-            if a == 0:
-                break
-            g = G[j]
-            if use_tol:
-                rsq[s] = rsq[s] - a * ((c[j] + c[j]) - a * g[j])
-            if t < n_steps:
-                j = _update_argmax_first(c, a, g, positive, lowest, block_max)
-            else:
-                for i in range(n_components):
-                    c[i] = c[i] - a * g[i]
-        for u in range(t, n_steps):
-            idx_out[s, u] = last
-            coef_out[s, u] = 0
-        if write_codes:
+        if size == _GROUP:
+            # The four samples step together while none stops and a step with
+            # an argmax after it remains; each finishes on its own below.
+            c0, c1, c2, c3 = C[first], C[first + 1], C[first + 2], C[first + 3]
+            while t + 1 < n_steps:
+                a0 = _step_coef(c0, j[0], positive, min_coef)
+                a1 = _step_coef(c1, j[1], positive, min_coef)
+                a2 = _step_coef(c2, j[2], positive, min_coef)
+                a3 = _step_coef(c3, j[3], positive, min_coef)
+                if a0 == 0 or a1 == 0 or a2 == 0 or a3 == 0:
+                    break
+                if use_tol:
+                    stop = False
+                    for w in range(_GROUP):
+                        stop = stop or rsq[first + w] <= thresh[first + w]
+                    if stop:
+                        break
+                for w, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
+                    s = first + w
+                    idx_out[s, t] = j[w]
+                    coef_out[s, t] = a
+                    if use_tol:
+                        c = C[s]
+                        rsq[s] = rsq[s] - a * ((c[j[w]] + c[j[w]]) - a * G[j[w], j[w]])
+                t += 1
+                j[0], j[1], j[2], j[3] = _update_argmax_first4(
+                    c0, c1, c2, c3, a0, a1, a2, a3, G[j[0]], G[j[1]], G[j[2]], G[j[3]],
+                    positive, lowest, block_max[0], block_max[1], block_max[2], block_max[3])
+        for w in range(size):
+            _pursue_from(first + w, C[first + w], j[w], t, G, n_steps, positive, use_tol,
+                         thresh, rsq, idx_out, coef_out, write_codes, min_coef, lowest,
+                         block_max[w])
+
+
+@nb.njit(inline="always")
+def _pursue_from(s, c, j, t, G, n_steps, positive, use_tol, thresh, rsq, idx_out, coef_out,
+                 write_codes, min_coef, lowest, block_max):
+    # Sample ``s``'s pursuit from step ``t`` on (atom ``j`` its argmax), to its end.
+    n_components = c.shape[0]
+    last = idx_out[s, t - 1] if t > 0 else 0
+    while t < n_steps:
+        if use_tol and rsq[s] <= thresh[s]:
+            break
+        a = _step_coef(c, j, positive, min_coef)
+        idx_out[s, t] = j
+        coef_out[s, t] = a
+        last = j
+        t += 1
+        if a == 0:
+            break
+        g = G[j]
+        if use_tol:
+            rsq[s] = rsq[s] - a * ((c[j] + c[j]) - a * g[j])
+        if t < n_steps:
+            j = _update_argmax_first(c, a, g, positive, lowest, block_max)
+        else:
             for i in range(n_components):
-                c[i] = 0
-            for u in range(t):
-                c[idx_out[s, u]] += coef_out[s, u]
+                c[i] = c[i] - a * g[i]
+    for u in range(t, n_steps):
+        idx_out[s, u] = last
+        coef_out[s, u] = 0
+    if write_codes:
+        for i in range(n_components):
+            c[i] = 0
+        for u in range(t):
+            c[idx_out[s, u]] += coef_out[s, u]
 
 
 # The same kernel on the calling thread, without the GIL: ``_core`` runs it from

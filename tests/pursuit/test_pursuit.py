@@ -632,3 +632,24 @@ def test_pipelined_codes_match_numpy(dtype, kw, monkeypatch):
                            coef_threshold=kw.get("coef_threshold"))
     ref = mp_encode(X, D, n_steps=6, bias=b, gram=G, backend="numpy", **kw)
     assert_array_equal(Z, ref)
+
+
+@pytest.mark.parametrize("n_samples", [4, 7, 9, 42])
+@pytest.mark.parametrize("stop", [None, "tol", "residual_threshold", "coef_threshold"])
+@pytest.mark.parametrize("positive", [True, False], ids=["pos", "signed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_sample_groups_stop_on_their_own(dtype, positive, stop, n_samples):
+    # The numba kernel steps four samples at a time until one of them stops
+    # (or the last step); each then finishes alone. Rows of very different
+    # norms and the stops below make the four stop at different steps.
+    X, D, b = make_problem(n_samples, 24, 200, dtype, seed=n_samples, bias=True)
+    X = X * np.geomspace(0.05, 3.0, n_samples, dtype=dtype)[:, None]
+    kw = {"tol": {"tol": 0.3}, "residual_threshold": {"residual_threshold": 1.5},
+          "coef_threshold": {"coef_threshold": 0.4}, None: {}}[stop]
+    kw.update(n_steps=11, bias=b, positive=positive, gram=D @ D.T)  # the Gram kernel runs
+    ref = mp_encode(X, D, backend="numpy", **kw)
+    got = mp_encode(X, D, backend="numba", **kw)
+    assert_array_equal(got, ref)
+    if stop is not None:
+        counts = (ref != 0).sum(axis=1)
+        assert counts.min() < counts.max()  # the samples did stop at different steps
