@@ -6,7 +6,11 @@ matrix product ``X @ D.T`` that any encoder must pay, and relative to
 ``SparseCoder(transform_algorithm="omp")`` at the same sparsity k. Each timing
 is the median of ``--repeats`` calls after one warm-up call (``time.perf_counter``),
 with the methods called in turn within each repeat so that background load on
-the machine affects them alike.
+the machine affects them alike, and ``--pause`` seconds (default 0.25) of sleep
+before each call: OpenBLAS's worker threads keep spinning on the cores for a
+while after a multithreaded product, so without it whichever method follows
+the GEMM baseline would run beside them (measured at 2048 x 512, 4096 atoms:
+the numba encoding 114 ms right after the GEMM, 78 ms after a pause).
 Thread counts are left at their defaults.
 
 Data. Timings use ``X`` drawn from a standard normal (SPEC section 8); the
@@ -39,7 +43,7 @@ import numpy as np
 from skmpsae import mp_encode
 
 
-def interleaved_medians(fns, repeats):
+def interleaved_medians(fns, repeats, pause=0.0):
     """Median wall time of each function, calls interleaved, after one warm-up call each.
 
     Calling the functions in turn within each repeat spreads any background
@@ -51,6 +55,8 @@ def interleaved_medians(fns, repeats):
         Functions of no arguments to time.
     repeats : int
         Number of timed rounds.
+    pause : float, default=0.0
+        Seconds of sleep before each timed call, outside the timing.
 
     Returns
     -------
@@ -63,6 +69,7 @@ def interleaved_medians(fns, repeats):
     times = np.zeros((repeats, len(fns)))
     for rep in range(repeats):
         for i, fn in enumerate(fns):
+            time.sleep(pause)
             start = time.perf_counter()
             results[i] = fn()
             times[rep, i] = time.perf_counter() - start
@@ -153,6 +160,8 @@ def main(argv=None):
     p.add_argument("--omp-rows", type=int, default=256)
     p.add_argument("--skip-sklearn", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pause", type=float, default=0.25,
+                   help="seconds of sleep before each timed call (BLAS workers go idle)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     n, k = args.n_samples, args.k
@@ -187,7 +196,7 @@ def main(argv=None):
         m = group[0][2] or n
         repeats = args.repeats if m == n else min(args.repeats, 3)
         fns = [lambda fn=fn: fn(Xg[:m]) for _, fn, _ in group]  # noqa: B023
-        times, codes = interleaved_medians(fns, repeats)
+        times, codes = interleaved_medians(fns, repeats, args.pause)
         for (name, fn, _), seconds, Z in zip(group, times, codes, strict=True):
             gemm_row = name.startswith("GEMM")
             r2g = float("nan") if gemm_row else r2_score(Xg[:m], Z, D)
@@ -207,8 +216,11 @@ def main(argv=None):
 
     print("\nSPEC bars (section 8)")
     ratio = numba_g / gemm
-    print(f"  {'numba with gram <= 3x GEMM:':<37}{ratio:6.2f}x   "
-          f"{'PASS' if ratio <= 3 else 'FAIL'}")
+    print(f"  {'numba with gram <= 2.5x GEMM:':<37}{ratio:6.2f}x   "
+          f"{'PASS' if ratio <= 2.5 else 'FAIL'}")
+    no_gram = rows[4][1] / numba_g
+    print(f"  {'numba, no gram <= 1.3x with gram:':<37}{no_gram:6.2f}x   "
+          f"{'PASS' if no_gram <= 1.3 else 'FAIL'}")
     for name, seconds, _, _ in rows[5:]:
         speedup = seconds / numba_g
         label = f">= 20x faster than {name.split(' (')[0]}:"
