@@ -19,8 +19,8 @@ import importlib
 import os
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["blas_threads", "kernel_threads", "product_threads", "spare_core_threads",
-           "step_threads", "torch_threads"]
+__all__ = ["blas_threads", "gram_threads", "kernel_threads", "product_threads",
+           "spare_core_threads", "step_threads", "torch_threads"]
 
 _SERIAL_BELOW = 2e9
 _SERIAL_KERNEL_BELOW = 1e7  # element updates, a few milliseconds on one core
@@ -42,6 +42,18 @@ def _controller():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+def gram_threads(multiply_adds):
+    """Threads for a Gram matrix of ``multiply_adds``: BLAS's current count from ~5e8, else 1.
+
+    ``blas_threads(..., alone=True)``'s rule, read as a count so that the
+    product can run as pieces on that many Python threads (inside a
+    one-thread training step the count is 1, or the spare core's).
+    """
+    if multiply_adds < _PARALLEL_PRODUCT_FROM:
+        return 1
+    return max(pool["num_threads"] for pool in _controller().select(user_api="blas").info())
 
 
 def blas_threads(multiply_adds, *, alone=False):

@@ -7,6 +7,7 @@ Engines: ``numpy`` (reference, vectorised), ``numba`` (fused kernel), ``torch``
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_limits
 
 from skmpsae import mp_encode
 from skmpsae._pursuit import _numba, _numpy, _plan
@@ -653,3 +654,27 @@ def test_kernel_sample_groups_stop_on_their_own(dtype, positive, stop, n_samples
     if stop is not None:
         counts = (ref != 0).sum(axis=1)
         assert counts.min() < counts.max()  # the samples did stop at different steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_on_python_threads_matches_syrk(monkeypatch, dtype):
+    # Large Gram matrices run as row pieces on Python threads (one-thread
+    # GEMMs and their mirrors); force that path on a small one.
+    from skmpsae import _threads
+    from skmpsae._pursuit import _gram
+
+    rng = np.random.default_rng(5)
+    D = rng.standard_normal((301, 17)).astype(dtype)
+    monkeypatch.setattr(_threads, "_PARALLEL_PRODUCT_FROM", 1)
+    with threadpool_limits(2, user_api="blas"):
+        assert _threads.gram_threads(10) == 2
+        G = _gram.gram_matrix(D)
+        out = np.full((301, 301), np.nan, dtype=dtype)
+        assert _gram.gram_matrix(D, out=out) is out
+    assert_array_equal(G, G.T)  # exactly symmetric, as the syrk path's mirror makes it
+    assert_array_equal(out, G)
+    eps = np.finfo(dtype).eps
+    assert_allclose(G, D.astype(np.float64) @ D.astype(np.float64).T, rtol=0, atol=50 * eps)
+    bounds = _gram._piece_bounds(301, _gram._GRAM_PIECES)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 301
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
