@@ -13,54 +13,18 @@ the scatters of the index backward (measured on 1024 rows x 784 features,
 forward and backward).
 """
 
-import weakref
-
 import torch
 
 from ._top_k import row_top_k
+from ._workspace import workspace
 
 __all__ = ["dense_auxk_loss"]
-
-
-class _Workspace:
-    """Reused buffers of the (batch, n_dead) and (n_dead, n_features) temporaries.
-
-    Fresh tensors this large (tens of MB) come from pages the allocator has
-    just handed back to the system, so every step paid for their page faults
-    again (measured on 1024 rows, 6144 x 784, 3500 dead: about 17k faults a
-    step, 190k in a 20-step fit). One workspace per decoder tensor, freed
-    with it at the end of training.
-    """
-
-    def __init__(self):
-        self.buffers = {}
-
-    def get(self, name, shape, like):
-        numel = shape[0] * shape[1]
-        buf = self.buffers.get(name)
-        if buf is None or buf.numel() < numel or buf.dtype != like.dtype \
-                or buf.device != like.device:
-            buf = self.buffers[name] = torch.empty(numel, dtype=like.dtype, device=like.device)
-        return buf[:numel].view(shape)
-
-
-#: Workspaces by ``id`` of their decoder tensor, each dropped when that tensor
-#: is (a ``WeakKeyDictionary`` would compare tensors with ``==``).
-_workspaces = {}
-
-
-def _workspace(D):
-    ws = _workspaces.get(id(D))
-    if ws is None:
-        ws = _workspaces[id(D)] = _Workspace()
-        weakref.finalize(D, _workspaces.pop, id(D), None)
-    return ws
 
 
 class _DenseAuxK(torch.autograd.Function):
     @staticmethod
     def forward(ctx, W, b_enc, D, pre, xc, residual, dead, aux_k, coef):
-        ws = _workspace(D)
+        ws = workspace(D)
         n_rows, n_dead = pre.shape[0], dead.numel()
         # index_select: 4x faster than pre[:, dead] (1024 x 6144, 3000 dead)
         P = torch.index_select(pre, 1, dead, out=ws.get("P", (n_rows, n_dead), pre))

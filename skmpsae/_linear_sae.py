@@ -162,13 +162,17 @@ class LinearSAE(BaseSAE):
 
     def _batch_loss(self, params, xb, *, epoch, rng):
         from ._threads import product_threads
+        from ._workspace import workspace
 
         torch = _torch()
         xc = xb - params["bias"]
         W = params["encoder"]
         with torch.no_grad(), product_threads(xb.shape[0] * W.shape[0] * W.shape[1]):
-            # One pass over the (batch, n_components) output: the product and the selection.
-            pre = torch.addmm(params["encoder_bias"], xc, W.T)
+            # One pass over the (batch, n_components) output: the product and the
+            # selection. Into a buffer reused from step to step (see ``_workspace``);
+            # nothing keeps ``pre`` beyond the step.
+            out = workspace(W).get("pre", (xb.shape[0], W.shape[0]), xc)
+            pre = torch.addmm(params["encoder_bias"], xc, W.T, out=out)
             selection = self._selection(pre, params, training=True)
         codes = self._codes(params, xc, pre, selection)
         loss, x_hat = self._reconstruction_loss(params, xb, codes)
