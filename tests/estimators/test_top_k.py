@@ -64,3 +64,21 @@ def test_torch_thread_count_is_kept():
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_large_k_on_several_threads_gives_the_serial_entries(monkeypatch, threads):
+    # k > 64: NumPy's introselect, its rows split between threads from
+    # _PARALLEL_FROM; the blocks of rows give back the one-thread indices.
+    pre = torch.randn(301, 700, generator=torch.Generator().manual_seed(0))
+    serial = row_top_k(pre, 100)
+    monkeypatch.setattr("skmpsae._top_k._PARALLEL_FROM", 0)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        idx = row_top_k(pre, 100)
+    finally:
+        torch.set_num_threads(previous)
+    assert idx.shape == (301, 100) and idx.is_contiguous()
+    assert torch.equal(idx, serial)
+    assert torch.equal(idx.sort(dim=1).values, pre.topk(100, dim=1).indices.sort(dim=1).values)
