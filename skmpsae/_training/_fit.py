@@ -187,7 +187,12 @@ class _Run:
     def _resume(self, saved):
         meta = saved["meta"]
         dtype = np.dtype(meta["data"]["dtype"])
-        arrays = {name: np.asarray(value, dtype=dtype) for name, value in saved["arrays"].items()}
+        # In the estimator's order, as a fresh fit holds them: the file gives them in
+        # no fixed order, and the clipped gradient norm sums the parameters' norms in
+        # this order (another order resumed to float32 rounding, not to the bit).
+        order = {name: i for i, name in enumerate(self.est._array_names)}
+        arrays = {name: np.asarray(saved["arrays"][name], dtype=dtype)
+                  for name in sorted(saved["arrays"], key=lambda n: order.get(n, len(order)))}
         state = TrainState(arrays, learning_rate=self.est.learning_rate, device=self.device,
                            step=meta["step"], buffer_names=self.est._buffer_names,
                            **optimizer_options(self.est))
