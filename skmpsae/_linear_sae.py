@@ -24,6 +24,9 @@ from ._threads import PARALLEL_LINEAR_STEP_FROM
 
 __all__ = ["LinearSAE"]
 
+#: Bytes of alignment of the arrays handed to torch's products (``_pre_array``).
+_ALIGNMENT = 16
+
 #: Share of the dead latents selected by AuxK from which its products are
 #: dense over the dead latents' columns rather than sparse. A dense element
 #: costs about a twelfth of a sparse entry (measured on 1024-row batches,
@@ -249,13 +252,19 @@ class LinearSAE(BaseSAE):
         metrics' product 2.5x slower (4096 x 384 x 3072: 85 ms against 34 ms
         in a MiniLM-sized TopK fit of 0.48 s). Torch's BLAS (MKL in the CPU wheel) may
         round differently from NumPy's: codes agree to float rounding, not bit for bit.
+        MKL also rounds by the operands' alignment (an encoder 8 bytes off a 16-byte
+        boundary, as a safetensors file's arrays lie, changed 3 codes of digits by an
+        ulp): read-only or unaligned arrays are copied, so that a loaded model gives
+        the fitted one's codes.
         """
         from ._threads import torch_threads
 
         torch = _torch()
 
-        def tensor(a):  # read-only arrays (a memory map, a user's flags) are copied
-            return torch.from_numpy(a if a.flags.writeable else a.copy())
+        def tensor(a):  # read-only arrays (a memory map, a user's flags) are copied too
+            if not a.flags.writeable or a.ctypes.data % _ALIGNMENT:
+                a = a.copy()
+            return torch.from_numpy(a)
 
         params = {name: tensor(arrays[name]) for name in ("bias", "encoder", "encoder_bias")}
         W = arrays["encoder"]

@@ -1,5 +1,7 @@
 """The baseline SAEs: each variant's defining property, and the shared API."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,26 @@ def test_grid_search_over_k_alone_and_in_pipeline(cls, digits):
     pipe = make_pipeline(quick(cls, max_iter=2), LogisticRegression(max_iter=200))
     grid = GridSearchCV(pipe, {f"{cls.__name__.lower()}__k": [4, 8]}, cv=2).fit(digits, y)
     assert grid.best_score_ > 0.6
+
+
+def _at_offset(a, offset):
+    """A copy of ``a`` whose data starts ``offset`` bytes past a 64-byte boundary."""
+    raw = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_codes_do_not_depend_on_where_the_arrays_lie(dtype):
+    # Torch's MKL rounds a product by its operands' alignment (an array 8 bytes
+    # off a 16-byte boundary, as safetensors files hold theirs, rounded some
+    # codes an ulp apart): the encoder copies unaligned arrays first.
+    X = (load_digits().data / 16).astype(dtype)
+    sae = TopKSAE(n_components=64, k=4, max_iter=2, random_state=0).fit(X)
+    expected = sae.transform(X)
+    for x_offset, encoder_offset in ((0, 8), (0, 40), (8, 0), (24, 16), (8, 8)):
+        moved = pickle.loads(pickle.dumps(sae))  # no cache of cast arrays
+        moved.encoder_ = _at_offset(sae.encoder_, encoder_offset)
+        np.testing.assert_array_equal(moved.transform(_at_offset(X, x_offset)), expected)
