@@ -13,7 +13,7 @@ gradients as ``unrolled_loss``, the naive autograd loop.
 import numpy as np
 import torch
 
-from .._threads import spare_core_threads, step_threads
+from .._threads import spare_core_kernel, spare_core_threads, step_threads
 from . import _numba, _torch
 from ._core import residual_stops
 from ._gram import gram_matrix
@@ -91,20 +91,21 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         n_components = D_np.shape[0]
         R_np = R.numpy()
         C = _buffer(workspace, "corr", (n, n_components), np.result_type(R_np, D_np))
-        # step_threads puts this product, the Gram matrix and the kernel on one
-        # thread below 2e9 multiply-adds (blas_threads' own rule for the product);
-        # the Gram matrix takes the other core back while it is idle.
+        # step_threads puts the products and the kernel on one thread below 2e9
+        # multiply-adds (blas_threads' own rule for the product); the Gram
+        # matrix and the correlations, computed in the same pieces, take the
+        # other core back while it is idle (the same bits either way).
         with step_threads(n * n_components * n_features):
-            np.matmul(R_np, D_np.T, out=C)
             with spare_core_threads(n_components * n_components * n_features // 2):
                 G = gram_matrix(D_np, out=None if workspace is None else
                                 _buffer(workspace, "gram", (n_components, n_components),
-                                        D_np.dtype))
+                                        D_np.dtype), correlate=(R_np, C))
             idx = np.empty((n, n_steps), dtype=np.int64)
             coef = np.empty((n, n_steps), dtype=C.dtype)
             thresh, rsq = residual_stops(R_np, None, residual_threshold)
-            _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
-                                min_coef=min_coef)
+            with spare_core_kernel(n * n_components * n_steps):
+                _numba.gram_pursuit(C, G, n_steps, positive, thresh, rsq, idx, coef,
+                                    min_coef=min_coef)
         return torch.from_numpy(idx), torch.from_numpy(coef), torch.from_numpy(C)
     C = R @ D.T
     rsq, thresh = _torch.residual_stops(R, None, residual_threshold)

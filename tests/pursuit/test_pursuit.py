@@ -659,6 +659,32 @@ def test_kernel_sample_groups_stop_on_their_own(dtype, positive, stop, n_samples
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_pieces_give_the_same_bits_on_any_number_of_threads(dtype):
+    # The pieces (and the correlations' pieces among them) do not depend on the
+    # threads that run them: a fit taking the idle core keeps its one-thread bits.
+    from skmpsae._pursuit import _gram
+
+    rng = np.random.default_rng(7)
+    D = rng.standard_normal((700, 19)).astype(dtype)
+    R = rng.standard_normal((301, 19)).astype(dtype)
+    results = []
+    for workers in (1, 2, 3):
+        G = np.full((700, 700), np.nan, dtype=dtype)
+        C = np.full((301, 700), np.nan, dtype=dtype)
+        _gram._gram_in_pieces(D, G, workers, (R, C))
+        results.append((G, C))
+    for G, C in results[1:]:
+        assert_array_equal(G, results[0][0])
+        assert_array_equal(C, results[0][1])
+    G, C = results[0]
+    assert_array_equal(G, G.T)
+    eps = np.finfo(dtype).eps
+    assert_allclose(G, D.astype(np.float64) @ D.astype(np.float64).T, rtol=0, atol=50 * eps)
+    assert_allclose(C, R.astype(np.float64) @ D.astype(np.float64).T, rtol=0, atol=50 * eps)
+    assert len(_gram._product_pieces(R, D, C)) == 3  # 128-row pieces, a shorter last one
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gram_on_python_threads_matches_syrk(monkeypatch, dtype):
     # Large Gram matrices run as row pieces on Python threads (one-thread
     # GEMMs and their mirrors); force that path on a small one.

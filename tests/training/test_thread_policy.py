@@ -45,12 +45,34 @@ def test_spare_core_reads_the_load(monkeypatch):
     assert not _threads._spare_core()
 
 
+def test_spare_core_gives_the_kernel_its_threads(monkeypatch):
+    import numba
+
+    outside = numba.get_num_threads()
+    for spare in (True, False):
+        monkeypatch.setattr(_threads, "_spare_core", lambda spare=spare: spare)
+        with _threads.step_threads(1e6):
+            assert numba.get_num_threads() == 1
+            with _threads.spare_core_kernel(1e8):
+                assert numba.get_num_threads() == (outside if spare else 1)
+            with _threads.spare_core_kernel(1e3):  # too small to pay for the threads
+                assert numba.get_num_threads() == 1
+            assert numba.get_num_threads() == 1
+        assert numba.get_num_threads() == outside
+        with _threads.spare_core_kernel(1e8):  # outside a one-thread step: nothing
+            assert numba.get_num_threads() == outside
+
+
 def test_training_is_the_same_with_the_spare_core(monkeypatch):
+    # The Gram matrix and the correlations are the same pieces on one thread or
+    # two, and the pursuit's samples do not depend on its threads: the same bits.
     X = np.random.default_rng(0).standard_normal((512, 48)).astype(np.float64)
     fits = []
+    monkeypatch.setattr(_threads, "_PARALLEL_PRODUCT_FROM", 1)
+    monkeypatch.setattr(_threads, "_SERIAL_KERNEL_BELOW", 1)
     for spare in (False, True):
         monkeypatch.setattr(_threads, "_spare_core", lambda spare=spare: spare)
-        monkeypatch.setattr(_threads, "_PARALLEL_PRODUCT_FROM", 1)
         fits.append(MatchingPursuitSAE(n_components=96, k=4, batch_size=128, max_iter=2,
                                        random_state=0).fit(X))
-    np.testing.assert_allclose(fits[0].components_, fits[1].components_, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(fits[0].components_, fits[1].components_)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
