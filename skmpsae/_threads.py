@@ -17,6 +17,7 @@ second such job shares the two cores.
 import functools
 import importlib
 import os
+import time
 from contextlib import contextmanager, nullcontext
 
 __all__ = ["blas_threads", "gram_threads", "kernel_threads", "may_take_threads",
@@ -113,19 +114,76 @@ def step_threads(multiply_adds):
     return _serial_step()
 
 
-def _spare_core():
-    """Whether another core is idle: the 1-minute load average is below cores - 0.5.
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
 
-    A training process on one thread counts about 1 itself; two cores at a
-    load below 1.5 have the second one mostly free, a load of 2 or more means
-    another job holds it.
+
+def _spare_core():
+    """Whether another core is idle: other processes use less than cores - 1.5 of them.
+
+    Read, where Linux gives it, as the CPU time that this process's cores
+    spent busy over the last ``_LOAD_WINDOW`` seconds or more, less this
+    process's own (``_others_busy``): a training process on one thread takes
+    about one core itself, and two cores whose other processes take under
+    half of one have the second one mostly free. The 1-minute load average
+    (the same rule: below cores - 0.5) is the fallback, and the first answer:
+    it lags by a minute, so a fit started right after another busy job (a
+    benchmark's previous trainer) ran its whole epoch on one thread.
     """
+    cores = _cores()
+    others = _others_busy()
+    if others is not None:
+        return others < cores - 1.5
     try:
         load = os.getloadavg()[0]
     except OSError:  # not available on this platform
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return load < (cores or 1) - 0.5
+    return load < cores - 0.5
+
+
+#: Seconds from which a new reading of the cores' busy time replaces the last one.
+_LOAD_WINDOW = 0.2
+#: The last reading: (monotonic time, busy seconds of our cores, our CPU seconds,
+#: other processes' mean busy cores since the reading before, or None).
+_last_reading = [None]
+
+
+def _busy_seconds():
+    """CPU seconds that the cores this process may run on spent busy since boot, or None."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            lines = f.read().split(b"\n")
+        ours = {f"cpu{i}".encode() for i in os.sched_getaffinity(0)}
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, AttributeError, ValueError):
+        return None
+    busy = 0
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] in ours:
+            # user nice system idle iowait irq softirq steal: all but idle and iowait.
+            values = [int(v) for v in fields[1:9]]
+            busy += sum(values) - values[3] - values[4]
+    return busy / ticks
+
+
+def _others_busy():
+    """Mean cores that other processes kept busy over the last window; None until known."""
+    now = time.monotonic()
+    last = _last_reading[0]
+    if last is not None and now - last[0] < _LOAD_WINDOW:
+        return last[3]
+    busy = _busy_seconds()
+    if busy is None:
+        return None
+    times = os.times()
+    own = times.user + times.system
+    others = None
+    if last is not None:
+        others = max(busy - last[1] - (own - last[2]), 0.0) / (now - last[0])
+    _last_reading[0] = (now, busy, own, others)
+    return others
 
 
 def spare_core_threads(multiply_adds):

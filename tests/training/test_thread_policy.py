@@ -37,12 +37,35 @@ def test_spare_core_keeps_a_busy_machine_and_the_users_limit(monkeypatch):
     assert _blas_threads() == outside
 
 
-def test_spare_core_reads_the_load(monkeypatch):
+def test_spare_core_reads_the_load_average_until_it_has_measured(monkeypatch):
+    monkeypatch.setattr(_threads, "_others_busy", lambda: None)
     monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert _threads._spare_core()
     monkeypatch.setattr(_threads.os, "getloadavg", lambda: (2.1, 2.0, 2.0))
     assert not _threads._spare_core()
+
+
+def test_spare_core_measures_what_other_processes_take(monkeypatch):
+    # Two cores; this process takes one. Other processes' busy time over the
+    # window decides, not this process's own, and not the lagging load average.
+    clock = {"now": 100.0, "busy": 50.0, "own": 10.0}
+    monkeypatch.setattr(_threads, "_last_reading", [None])
+    monkeypatch.setattr(_threads.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(_threads, "_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(_threads.os, "times",
+                        lambda: type("T", (), {"user": clock["own"], "system": 0.0})())
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (1.9, 1.9, 1.9))
+    assert not _threads._spare_core()  # no window yet: the load average's answer
+    clock.update(now=101.0, busy=51.2, own=11.0)  # others: 0.2 of a core
+    assert _threads._spare_core()
+    clock.update(now=101.1, busy=51.4, own=11.1)  # within the window: the last answer
+    assert _threads._spare_core()
+    clock.update(now=102.0, busy=53.0, own=11.9)  # others: 0.9 of a core
+    assert not _threads._spare_core()
+    clock.update(now=103.0, busy=55.0, own=13.8)  # this process on both cores
+    assert _threads._spare_core()
 
 
 def test_spare_core_gives_the_kernel_its_threads(monkeypatch):
