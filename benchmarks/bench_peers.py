@@ -23,6 +23,11 @@ scikit-learn's sample photos. Cases (the issue's two sizes, and its batch 256):
 - ``patches``: 20480 x 784, 6144 atoms, k=32, batch 1024, 1 epoch;
 - ``minilm-b256``: 20480 x 384, 3072 atoms, k=16, batch 256, 5 epochs (1 with --quick).
 
+The TopK family also trains skmpsae with ``aux_coef=0``: the work of
+sparsify's trainer, whose AuxK is off by default (``auxk_alpha=0``);
+skmpsae's default adds AuxK on the dead latents (on 6144 atoms of patches,
+about half the step once latents die).
+
 Every trainer of a family runs once per round, the order rotating between
 rounds, so that background load hits all alike; samples/s is the median over
 rounds of (rows x epochs) / fit time (whole training call: initialisation
@@ -164,14 +169,17 @@ def _no_grad(fn):
     return wrapped
 
 
-def skmpsae_trainer(cls_name):
-    """skmpsae estimator ``cls_name``: ``fit`` then ``inverse_transform(transform)``."""
+def skmpsae_trainer(cls_name, **params):
+    """skmpsae estimator ``cls_name``: ``fit`` then ``inverse_transform(transform)``.
+
+    ``params``: estimator parameters beyond the case's (``aux_coef=0``: no AuxK).
+    """
     def train(X, case, lr, seed):
         import skmpsae
 
         cls = getattr(skmpsae, cls_name)
         est = cls(n_components=case.n_components, k=case.k, batch_size=case.batch_size,
-                  max_iter=case.epochs, learning_rate=lr, random_state=seed).fit(X)
+                  max_iter=case.epochs, learning_rate=lr, random_state=seed, **params).fit(X)
         return lambda Xt: est.inverse_transform(est.transform(Xt))
     return train
 
@@ -312,6 +320,7 @@ def dictionary_learning_trainer(kind):
 
 FAMILIES = {
     "topk": {"skmpsae": ("skmpsae", skmpsae_trainer("TopKSAE")),
+             "skmpsae, no AuxK": ("skmpsae", skmpsae_trainer("TopKSAE", aux_coef=0.0)),
              "overcomplete": ("overcomplete", overcomplete_trainer("topk")),
              "sae-lens": ("sae_lens", saelens_trainer("topk")),
              "sparsify": ("sparsify", sparsify_trainer),
@@ -348,7 +357,8 @@ def run_family(family, case, X_train, X_test, *, rounds, lrs, seed, peers=None):
     ``peers``: the libraries to run beside skmpsae (all of the family's when None).
     """
     trainers = {name: fn for name, (module, fn) in FAMILIES[family].items()
-                if _installed(module) and (peers is None or name in peers or name == "skmpsae")}
+                if _installed(module)
+                and (peers is None or name in peers or name.startswith("skmpsae"))}
     missing = sorted(name for name in set(FAMILIES[family]) - set(trainers)
                      if peers is None or name in peers)
     times = {name: [] for name in trainers}
