@@ -12,6 +12,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_array
+from sklearn.utils.extmath import row_norms
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["FLOATS", "check_atoms", "check_codes", "check_int", "is_int", "check_magnitude",
@@ -68,7 +69,7 @@ def check_atoms(dictionary, name="dictionary"):
         dictionary = dictionary.components_
     with naming(name):
         D = check_array(dictionary, dtype=FLOATS, input_name=name)
-    norms = np.linalg.norm(D, axis=1)
+    norms = row_norms(D)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise ValueError(

@@ -6,6 +6,7 @@ The shape and norm checks take shapes and NumPy norms, so that the GPU path
 
 import numpy as np
 from sklearn.utils import check_array
+from sklearn.utils.extmath import row_norms
 
 from .._validation import FLOATS, naming
 
@@ -61,7 +62,7 @@ def check_dictionary(dictionary, dtype, n_features):
     """Validate a dictionary: 2-D, finite, ``n_features`` columns, unit rows."""
     D = as_float_array(dictionary, "dictionary", dtype)
     check_dictionary_shape(D.shape, n_features)
-    check_unit_norms(np.linalg.norm(D, axis=1))
+    check_unit_norms(row_norms(D))  # no (n_components, n_features) temporary
     return D
 
 

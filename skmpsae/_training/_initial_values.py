@@ -1,6 +1,7 @@
 """Initial values of the pre-bias and of the dictionary."""
 
 import numpy as np
+from sklearn.utils.extmath import row_norms
 
 from .._threads import blas_threads
 
@@ -66,7 +67,7 @@ def initial_dictionary(X, bias, n_components, method, rng):
         n_from_data = min(n_components, sample.shape[0])
         rows = rng.choice(sample.shape[0], n_from_data, replace=False)
         picked = sample[rows]
-        picked /= np.maximum(np.linalg.norm(picked, axis=1, keepdims=True), 1e-12)
+        picked /= np.maximum(row_norms(picked)[:, None], 1e-12)
         # A little noise keeps duplicated samples from giving duplicated atoms.
         # In place (no full-size temporaries), with the roundings of
         # ``picked + 0.01 * D / sqrt(n_features)``.
@@ -74,5 +75,7 @@ def initial_dictionary(X, bias, n_components, method, rng):
         noise *= 0.01
         noise /= np.sqrt(n_features)
         noise += picked
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    # row_norms: no full-size temporary (whose page faults made np.linalg.norm take
+    # 80-120 ms of a 6144 x 784 initialisation, against 1.5 ms).
+    D /= row_norms(D)[:, None]
     return D
