@@ -78,15 +78,19 @@ def blas_threads(multiply_adds, *, alone=False):
 
 
 @contextmanager
-def _one_thread(module_name):
+def _thread_count(module_name, threads):
     # numba and torch share the get_num_threads/set_num_threads interface.
     module = importlib.import_module(module_name)
     previous = module.get_num_threads()
-    module.set_num_threads(1)
+    module.set_num_threads(threads)
     try:
         yield
     finally:
         module.set_num_threads(previous)
+
+
+def _one_thread(module_name):
+    return _thread_count(module_name, 1)
 
 
 def kernel_threads(element_updates):
@@ -232,7 +236,6 @@ def _serial_step():
         _outside_step[0], _outside_kernel[0] = outer, outer_kernel
 
 
-@contextmanager
 def spare_core_kernel(element_updates):
     """Context giving a numba kernel inside a one-thread step its threads while a core is idle.
 
@@ -246,15 +249,8 @@ def spare_core_kernel(element_updates):
     threads = _outside_kernel[0]
     if threads is None or threads <= 1 or element_updates < _SERIAL_KERNEL_BELOW or \
             not _spare_core():
-        yield
-        return
-    numba = importlib.import_module("numba")
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+        return nullcontext()
+    return _thread_count("numba", threads)
 
 
 def torch_threads(multiply_adds, *, parallel_from=None):
@@ -283,7 +279,6 @@ def _torch_one_thread():
         _outer_torch_threads[0] = outer
 
 
-@contextmanager
 def product_threads(multiply_adds):
     """Context giving one large product back the threads that ``torch_threads`` took.
 
@@ -295,15 +290,7 @@ def product_threads(multiply_adds):
     1024 x 384 x 3072 TopK SAE take 1.5 s on one thread, 1.1 s on two, and
     9.5 s on two when a second such job shares the two cores).
     """
-    import torch
-
     outer = _outer_torch_threads[0]
     if outer is None or outer <= 1 or multiply_adds < _PARALLEL_PRODUCT_FROM:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(outer)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+        return nullcontext()
+    return _thread_count("torch", outer)
