@@ -86,7 +86,7 @@ def _select(D, bias, X, n_steps, positive, memory_budget, residual_threshold, co
         idx, coef = _torch.product_pursuit(R, D, n_steps, positive, thresh, min_coef)
         return idx, coef, None
     if backend == "numba":
-        # NumPy's BLAS, syrk for the Gram matrix and the fused kernel.
+        # NumPy's BLAS for the products (gram_matrix's pieces or syrk) and the fused kernel.
         D_np = D.contiguous().numpy()
         n_components = D_np.shape[0]
         R_np = R.numpy()
