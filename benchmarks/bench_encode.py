@@ -30,12 +30,19 @@ the same footing as "numba, gram given", for which linear scaling is exact up to
 noise. The 20x bar is checked against both. (``sparse_encode`` with ``n_jobs=2``
 was slower than either in a trial run on 2 cores, so it is not shown.)
 
+``--peers`` also times SAELens' MP-SAE ``encode`` on the same data (the
+package from ``pip install -c constraints-cpu.txt -e ".[peers]"``), its decoder
+set to the same atoms and its decoder bias to zero, as a row of the table and
+as ratios to skmpsae (a peer that is not installed is reported as such).
+
 Run::
 
     cd /work/main && .venv/bin/python benchmarks/bench_encode.py
+    python benchmarks/bench_encode.py --skip-sklearn --peers --repeats 3
 """
 
 import argparse
+import importlib.util
 import time
 
 import numpy as np
@@ -147,6 +154,27 @@ def add_problem_arguments(parser, *, repeats):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
 
+def saelens_encoder(D, k):
+    """SAELens' MP-SAE ``encode`` with decoder ``D`` (unit rows) and no bias: NumPy in and out."""
+    import sae_lens
+    import torch
+
+    n_components, n_features = D.shape
+    cfg = sae_lens.MatchingPursuitTrainingSAEConfig(
+        d_in=n_features, d_sae=n_components, max_iterations=k, residual_threshold=0.0,
+        stop_on_duplicate_support=False)
+    sae = sae_lens.MatchingPursuitTrainingSAE(cfg)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.from_numpy(D))
+        sae.b_dec.zero_()
+    sae.eval()
+
+    def encode(X):
+        with torch.no_grad():
+            return sae.encode(torch.from_numpy(X)).numpy()
+    return encode
+
+
 def main(argv=None):
     """Run the benchmark and print the table and the SPEC bars.
 
@@ -162,6 +190,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pause", type=float, default=0.25,
                    help="seconds of sleep before each timed call (BLAS workers go idle)")
+    p.add_argument("--peers", action="store_true",
+                   help="also time SAELens' MP-SAE encode (pip install -e '.[peers]')")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     n, k = args.n_samples, args.k
@@ -178,6 +208,11 @@ def main(argv=None):
         ("mp torch, gram given", mp("torch", G), None),
         ("mp numba, no gram", mp("numba", None), None),
     ]
+    # Timed in a group of their own, after skmpsae's: torch's threads spin after
+    # a peer's call and would slow the GEMM baseline that follows it.
+    peer_missing = args.peers and importlib.util.find_spec("sae_lens") is None
+    peers = [] if not args.peers or peer_missing else \
+        [("SAELens MP-SAE encode", saelens_encoder(D, k), None)]
     if not args.skip_sklearn:
         from sklearn.decomposition import SparseCoder, sparse_encode
 
@@ -190,7 +225,8 @@ def main(argv=None):
                                                 n_nonzero_coefs=k), m))
 
     rows = []
-    for group in ([mt for mt in methods if mt[2] is None], [mt for mt in methods if mt[2]]):
+    for group in ([mt for mt in methods if mt[2] is None], peers,
+                  [mt for mt in methods if mt[2]]):
         if not group:
             continue
         m = group[0][2] or n
@@ -222,9 +258,19 @@ def main(argv=None):
     print(f"  {'numba, no gram <= 1.3x with gram:':<37}{no_gram:6.2f}x   "
           f"{'PASS' if no_gram <= 1.3 else 'FAIL'}")
     for name, seconds, _, _ in rows[5:]:
+        if not name.startswith("OMP"):
+            continue
         speedup = seconds / numba_g
         label = f">= 20x faster than {name.split(' (')[0]}:"
         print(f"  {label:<37}{speedup:6.1f}x   {'PASS' if speedup >= 20 else 'FAIL'}")
+    if args.peers:
+        print("\nAgainst the peers (time of the peer's encode over skmpsae's)")
+        if peer_missing:
+            print("  SAELens: not installed (pip install -e '.[peers]')")
+        for name, seconds, _, _ in rows[5:]:
+            if name.startswith("SAELens"):
+                print(f"  {name}: {seconds / numba_g:.1f}x the numba kernel with the Gram "
+                      f"given, {seconds / rows[4][1]:.1f}x without")
 
 
 if __name__ == "__main__":
