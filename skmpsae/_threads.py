@@ -20,7 +20,7 @@ import os
 import time
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["blas_threads", "gram_threads", "kernel_threads", "may_take_threads",
+__all__ = ["blas_threads", "gram_threads", "kernel_threads", "may_take_threads", "thread_pool",
            "product_threads", "spare_core_kernel", "spare_core_threads", "step_threads",
            "torch_threads"]
 
@@ -44,6 +44,25 @@ def _controller():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+_pools = {}
+# A forked child has none of the parent's threads: it makes its own pools.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pools.clear)
+
+
+def thread_pool(workers):
+    """A pool of ``workers`` Python threads, made once per count (idle threads cost nothing).
+
+    For work that releases the GIL (NumPy's products, ``nogil`` kernels): a
+    pool made per call started its threads again every training step.
+    """
+    if workers not in _pools:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="skmpsae")
+    return _pools[workers]
 
 
 def may_take_threads(multiply_adds):

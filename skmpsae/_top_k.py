@@ -19,6 +19,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from ._threads import thread_pool
+
 __all__ = ["row_top_k"]
 
 _BLOCK = 16
@@ -118,18 +120,6 @@ def _arg_top_k(P, k):
     return np.ascontiguousarray(np.argpartition(P, n - k, axis=1)[:, n - k:], dtype=np.int64)
 
 
-_pools = {}
-
-
-def _pool(workers):
-    """A thread pool of ``workers`` threads, made once (idle threads cost nothing)."""
-    if workers not in _pools:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="skmpsae-top-k")
-    return _pools[workers]
-
-
 def row_top_k(pre, k):
     """Indices (n_rows, k), int64, of the ``k`` largest entries of each row of ``pre``.
 
@@ -153,7 +143,7 @@ def row_top_k(pre, k):
         if m * n < _PARALLEL_FROM or threads < 2:
             return torch.from_numpy(_arg_top_k(P, k))
         bounds = np.linspace(0, m, threads + 1).astype(int)
-        futures = [_pool(threads - 1).submit(_arg_top_k, P[a:b], k)
+        futures = [thread_pool(threads - 1).submit(_arg_top_k, P[a:b], k)
                    for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
         first = _arg_top_k(P[:bounds[1]], k)
         return torch.from_numpy(np.concatenate([first] + [f.result() for f in futures]))

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
-from .._threads import blas_threads, gram_threads, kernel_threads, may_take_threads
+from .._threads import blas_threads, gram_threads, kernel_threads, may_take_threads, thread_pool
 
 __all__ = ["gram_matrix"]
 
@@ -96,11 +96,8 @@ def _gram_in_pieces(D, G, workers, correlate=None):
             for task, arg in tasks:
                 task(arg)
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(lambda t: t[0](t[1]), tasks):
-                pass
+        for _ in thread_pool(workers).map(lambda t: t[0](t[1]), tasks):
+            pass
 
 
 def _one_blas_thread():
