@@ -99,3 +99,20 @@ def test_training_is_the_same_with_the_spare_core(monkeypatch):
                                        random_state=0).fit(X))
     np.testing.assert_array_equal(fits[0].components_, fits[1].components_)
     assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+def test_thread_pool_is_made_once_and_anew_in_a_forked_child():
+    import os
+
+    pool = _threads.thread_pool(2)
+    assert _threads.thread_pool(2) is pool
+    assert pool.submit(lambda: 41 + 1).result() == 42
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pool has no threads here
+        os.write(write, b"1" if not _threads._pools else b"0")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
