@@ -1,6 +1,9 @@
 """The thread policy of small training steps: one thread, the spare core given back, limits kept."""
 
+import os
+
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from skmpsae import MatchingPursuitSAE, _threads
@@ -101,9 +104,8 @@ def test_training_is_the_same_with_the_spare_core(monkeypatch):
     assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_thread_pool_is_made_once_and_anew_in_a_forked_child():
-    import os
-
     pool = _threads.thread_pool(2)
     assert _threads.thread_pool(2) is pool
     assert pool.submit(lambda: 41 + 1).result() == 42
