@@ -92,18 +92,25 @@ def _dense_loss(est, p, xb):
     return loss + est.aux_coef * (error ** 2).sum(1).mean(), fired
 
 
-@pytest.mark.parametrize("aux_dense_from", [_linear_sae.AUX_DENSE_FROM, 2.0])
+@pytest.mark.parametrize("aux_dense_from, auxk_kernels_below",
+                         [(_linear_sae.AUX_DENSE_FROM, 0.0), (_linear_sae.AUX_DENSE_FROM, 2.0),
+                          (2.0, 0.0)])
 @pytest.mark.parametrize("dense_above", [_sparse_codes.DENSE_ABOVE, 0.0])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("cls, l1_mode", [(TopKSAE, None), (BatchTopKSAE, None),
                                           (MatryoshkaSAE, None), (ReLUSAE, "decoder_norm"),
                                           (ReLUSAE, "unit")])
 def test_batch_loss_matches_dense_formulation(cls, l1_mode, dtype, dense_above, aux_dense_from,
-                                              monkeypatch):
+                                              auxk_kernels_below, monkeypatch):
     # dense_above=0 takes the dense products (the fallback of mostly active codes);
-    # aux_dense_from=2 the sparse AuxK path (3 of 14 dead latents take the dense one).
+    # aux_dense_from=2 the sparse AuxK path (3 of 14 dead latents take the dense
+    # one); auxk_kernels_below=2 runs the dense one's products as numba kernels
+    # over the selected entries, 0 as dense products over the dead columns.
+    from skmpsae import _auxk
+
     monkeypatch.setattr(_sparse_codes, "DENSE_ABOVE", dense_above)
     monkeypatch.setattr(_linear_sae, "AUX_DENSE_FROM", aux_dense_from)
+    monkeypatch.setattr(_auxk, "KERNELS_BELOW", auxk_kernels_below)
     est = _estimator(cls, l1_mode)
     fast, xb = _params(dtype, cls)
     ref, _ = _params(dtype, cls)
