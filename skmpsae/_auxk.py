@@ -24,7 +24,10 @@ __all__ = ["dense_auxk_loss"]
 
 #: Share of the dead latents selected per row below which, on the CPU, the
 #: products run as numba kernels over the selected entries only rather than as
-#: dense products over the dead latents' columns.
+#: dense products over the dead latents' columns. The kernels' cost grows with
+#: the entries, the dense products' does not (measured at 13%, 1024 rows x 784
+#: features, 3000 dead, aux_k=392, two threads: the decode 10.7 ms against 23.4
+#: ms dense, the selected entries of G @ D.T 11.9 ms against 23.4 ms).
 KERNELS_BELOW = 0.3
 
 
