@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from ._threads import kernel_threads
 from ._top_k import row_top_k
 from ._workspace import workspace
 
@@ -126,7 +127,8 @@ class _DenseAuxK(torch.autograd.Function):
         e_hat = ws.get("e", residual.shape, residual)
         if kernels:
             values = picked.clamp_min(0)
-            _decode(local.numpy(), values.numpy(), D_dead.numpy(), e_hat.numpy())
+            with kernel_threads(local.numel() * D.shape[1]):  # small ones on this thread
+                _decode(local.numpy(), values.numpy(), D_dead.numpy(), e_hat.numpy())
         else:
             Z = ws.get("Z", (n_rows, n_dead), P).zero_().scatter_(1, local, picked.clamp_min(0))
             torch.mm(Z, D_dead, out=e_hat)
@@ -171,13 +173,15 @@ def _kernel_grads(W, b_enc, D, xc, G, local, picked, values, D_dead, needs):
     n_dead = D_dead.shape[0]
     # d loss / d (selected pre-activations): G . D_dead[j], where the value is >= 0.
     grad_sel = torch.empty_like(picked)
-    _dots(local.numpy(), G.numpy(), D_dead.numpy(), grad_sel.numpy())
+    with kernel_threads(local.numel() * D.shape[1]):
+        _dots(local.numpy(), G.numpy(), D_dead.numpy(), grad_sel.numpy())
     grad_sel.mul_(picked >= 0)
     grad_W, grad_D = torch.empty_like(D_dead), torch.empty_like(D_dead)
     grad_b = torch.empty(n_dead, dtype=D_dead.dtype)
     starts, order = _by_column(local.numpy(), n_dead)
-    _transposed(local.numpy(), grad_sel.numpy(), xc.numpy(), values.numpy(), G.numpy(),
-                starts, order, grad_W.numpy(), grad_D.numpy(), grad_b.numpy())
+    with kernel_threads(2 * local.numel() * D.shape[1]):
+        _transposed(local.numpy(), grad_sel.numpy(), xc.numpy(), values.numpy(), G.numpy(),
+                    starts, order, grad_W.numpy(), grad_D.numpy(), grad_b.numpy())
     return [(W.shape, grad_W) if needs[0] else None,
             (b_enc.shape, grad_b) if needs[1] else None,
             (D.shape, grad_D) if needs[2] else None]

@@ -190,3 +190,49 @@ def test_inference_matches_dense_numpy(cls):
     np.testing.assert_allclose(sae.transform(X), expected, rtol=1e-12, atol=0)
     top2 = np.where(act >= np.sort(act, axis=1)[:, [-2]], act, 0)
     np.testing.assert_allclose(sae.transform(X, n_steps=2), top2, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auxk_kernels_match_dense_products_on_any_thread_count(dtype):
+    # The numba kernels of AuxK's products over the selected entries, against
+    # the dense products they replace; one thread or two, row blocks crossed.
+    import numba
+
+    from skmpsae import _auxk
+
+    rng = np.random.default_rng(3)
+    n_rows, n_dead, n_features, k = 600, 90, 13, 20
+    others = np.delete(np.arange(n_dead), 7)  # latent 7 in every row: a long column
+    idx = np.stack([np.r_[7, rng.choice(others, k - 1, replace=False)] for _ in range(n_rows)])
+    a, b = rng.standard_normal((2, n_rows, k)).astype(dtype)
+    D, A, B = (rng.standard_normal(shape).astype(dtype) for shape in
+               ((n_dead, n_features), (n_rows, n_features), (n_rows, n_features)))
+    dense_a, dense_b = np.zeros((2, n_rows, n_dead), dtype=dtype)
+    np.put_along_axis(dense_a, idx, a, 1)
+    np.put_along_axis(dense_b, idx, b, 1)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            decoded = np.empty((n_rows, n_features), dtype=dtype)
+            _auxk._decode(idx, a, D, decoded)
+            dots = np.empty((n_rows, k), dtype=dtype)
+            _auxk._dots(idx, A, D, dots)
+            starts, order = _auxk._by_column(idx, n_dead)
+            out_a, out_b = np.full((2, n_dead, n_features), np.nan, dtype=dtype)
+            out_sum = np.full(n_dead, np.nan, dtype=dtype)
+            _auxk._transposed(idx, a, A, b, B, starts, order, out_a, out_b, out_sum)
+            results.append((decoded, dots, out_a, out_b, out_sum))
+    finally:
+        numba.set_num_threads(previous)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
+    decoded, dots, out_a, out_b, out_sum = results[0]
+    np.testing.assert_allclose(decoded, dense_a @ D, **tol)
+    np.testing.assert_allclose(dots, np.take_along_axis(A @ D.T, idx, 1), **tol)
+    np.testing.assert_allclose(out_a, dense_a.T @ A, **tol)
+    np.testing.assert_allclose(out_b, dense_b.T @ B, **tol)
+    np.testing.assert_allclose(out_sum, dense_a.sum(0), **tol)
+    assert np.diff(starts).tolist() == np.bincount(idx.ravel(), minlength=n_dead).tolist()
