@@ -20,9 +20,9 @@ import os
 import time
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["blas_threads", "gram_threads", "kernel_threads", "may_take_threads", "thread_pool",
+__all__ = ["blas_threads", "gram_threads", "kernel_threads", "may_take_threads",
            "product_threads", "spare_core_kernel", "spare_core_threads", "step_threads",
-           "torch_threads"]
+           "thread_pool", "torch_threads"]
 
 _SERIAL_BELOW = 2e9
 _SERIAL_KERNEL_BELOW = 1e7  # element updates, a few milliseconds on one core
