@@ -293,6 +293,7 @@ class JumpReLUSAE(LinearSAE):
         return self.bandwidth
 
     def _batch_loss(self, params, xb, *, epoch, rng):
+        from ._products import linear
         from ._sparse_codes import SparseCodes, gather_pre
 
         torch = _torch()
@@ -301,7 +302,7 @@ class JumpReLUSAE(LinearSAE):
         theta = params["log_threshold"].exp()
         width = self._bandwidth(theta)
         with torch.no_grad():
-            pre = torch.addmm(b_enc, xc, W.T)
+            pre = linear(xc, W, b_enc)
             # Active entries and those within the kernel below the threshold:
             # the latter have zero codes but carry the threshold's gradient.
             rows, cols = (pre > theta - width / 2).nonzero(as_tuple=True)

@@ -88,8 +88,10 @@ class LinearSAE(BaseSAE):
     # ---------------------------------------------------------------- codes
     @staticmethod
     def _pre(params, xb):
-        """``(xb - bias) @ encoder.T + encoder_bias`` (torch), in one ``addmm``."""
-        return _torch().addmm(params["encoder_bias"], xb - params["bias"], params["encoder"].T)
+        """``(xb - bias) @ encoder.T + encoder_bias`` (torch), in one product (``_products``)."""
+        from ._products import linear
+
+        return linear(xb - params["bias"], params["encoder"], params["encoder_bias"])
 
     def _selection(self, pre, params, *, training):
         from ._sparse_codes import SparseCodes
@@ -164,6 +166,7 @@ class LinearSAE(BaseSAE):
         return ((xb - x_hat) ** 2).sum(dim=1).mean(), x_hat
 
     def _batch_loss(self, params, xb, *, epoch, rng):
+        from ._products import linear, onednn_active
         from ._threads import product_threads
         from ._workspace import workspace
 
@@ -174,8 +177,9 @@ class LinearSAE(BaseSAE):
             # One pass over the (batch, n_components) output: the product and the
             # selection. Into a buffer reused from step to step (see ``_workspace``);
             # nothing keeps ``pre`` beyond the step.
-            out = workspace(W).get("pre", (xb.shape[0], W.shape[0]), xc)
-            pre = torch.addmm(params["encoder_bias"], xc, W.T, out=out)
+            out = None if onednn_active(W.dtype, W.device) else \
+                workspace(W).get("pre", (xb.shape[0], W.shape[0]), xc)
+            pre = linear(xc, W, params["encoder_bias"], out=out)
             selection = self._selection(pre, params, training=True)
         codes = self._codes(params, xc, pre, selection)
         loss, x_hat = self._reconstruction_loss(params, xb, codes)

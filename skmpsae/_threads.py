@@ -55,14 +55,27 @@ if hasattr(os, "register_at_fork"):
 def thread_pool(workers):
     """A pool of ``workers`` Python threads, made once per count (idle threads cost nothing).
 
-    For work that releases the GIL (NumPy's products, ``nogil`` kernels): a
-    pool made per call started its threads again every training step.
+    For one-thread pieces of work that release the GIL (NumPy's and oneDNN's
+    products, ``nogil`` kernels): a pool made per call started its threads
+    again every training step. Each thread runs OpenMP (oneDNN's runtime) on
+    one thread: a new thread's OpenMP count is the machine's, whatever torch's
+    is, and the pieces already share the cores among themselves.
     """
     if workers not in _pools:
         from concurrent.futures import ThreadPoolExecutor
 
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="skmpsae")
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="skmpsae",
+                                             initializer=_one_openmp_thread)
     return _pools[workers]
+
+
+def _one_openmp_thread():
+    # OpenMP's thread count is the calling thread's own; a new controller sees
+    # the runtimes loaded since the cached one was made (torch's).
+    from threadpoolctl import ThreadpoolController
+
+    for lib in ThreadpoolController().select(user_api="openmp").lib_controllers:
+        lib.set_num_threads(1)
 
 
 def may_take_threads(multiply_adds):

@@ -1,10 +1,20 @@
 """The Gram matrix ``D @ D.T``: row pieces on Python threads, or BLAS ``syrk`` and a mirror."""
 
+from contextlib import nullcontext
+
 import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
-from .._threads import blas_threads, gram_threads, kernel_threads, may_take_threads, thread_pool
+from .._products import onednn_active, product_nt
+from .._threads import (
+    blas_threads,
+    gram_threads,
+    kernel_threads,
+    may_take_threads,
+    thread_pool,
+    torch_threads,
+)
 
 __all__ = ["gram_matrix"]
 
@@ -82,19 +92,20 @@ def _gram_in_pieces(D, G, workers, correlate=None):
     """
     def gram_piece(bounds):
         r0, r1 = bounds
-        np.matmul(D[r0:r1], D[:r1].T, out=G[r0:r1, :r1])
+        product_nt(D[r0:r1], D[:r1], G[r0:r1, :r1])
         _mirror_rows(G, r0, r1)
 
     def product_piece(piece):
-        np.matmul(piece[0], D.T, out=piece[1])
+        product_nt(piece[0], D, piece[1])
 
     tasks = [(product_piece, piece) for piece in
              (_product_pieces(correlate[0], D, correlate[1]) if correlate else ())]
     tasks += [(gram_piece, bounds) for bounds in _piece_bounds(D.shape[0], _GRAM_PIECES)]
     with _one_blas_thread():
         if workers <= 1:
-            for task, arg in tasks:
-                task(arg)
+            with torch_threads(0) if onednn_active(D.dtype) else nullcontext():
+                for task, arg in tasks:
+                    task(arg)
             return
         for _ in thread_pool(workers).map(lambda t: t[0](t[1]), tasks):
             pass
