@@ -249,17 +249,18 @@ class LinearSAE(BaseSAE):
 
     @staticmethod
     def _pre_array(arrays, X):
-        """``(X - bias) @ encoder.T + encoder_bias`` (NumPy in and out) by torch's ``addmm``.
+        """``(X - bias) @ encoder.T + encoder_bias`` (NumPy in and out) by torch's product.
 
-        On torch's threads rather than OpenBLAS's: right after training, whose
-        torch threads still spin, OpenBLAS's woken workers made the end-of-fit
-        metrics' product 2.5x slower (4096 x 384 x 3072: 85 ms against 34 ms
-        in a MiniLM-sized TopK fit of 0.48 s). Torch's BLAS (MKL in the CPU wheel) may
-        round differently from NumPy's: codes agree to float rounding, not bit for bit.
-        MKL also rounds by the operands' alignment (an encoder 8 bytes off a 16-byte
-        boundary, as a safetensors file's arrays lie, changed 3 codes of digits by an
-        ulp): read-only or unaligned arrays are copied, so that a loaded model gives
-        the fitted one's codes.
+        The training step's product (``_pre``: oneDNN's for float32 on x86-64,
+        else MKL's ``addmm``), on torch's threads rather than OpenBLAS's: right
+        after training, whose torch threads still spin, OpenBLAS's woken
+        workers made the end-of-fit metrics' product 2.5x slower (4096 x 384 x
+        3072: 85 ms against 34 ms in a MiniLM-sized TopK fit of 0.48 s). Torch's
+        products may round differently from NumPy's: codes agree to float
+        rounding, not bit for bit. MKL also rounds by the operands' alignment (an
+        encoder 8 bytes off a 16-byte boundary, as a safetensors file's arrays
+        lie, changed 3 codes of digits by an ulp): read-only or unaligned arrays
+        are copied, so that a loaded model gives the fitted one's codes.
         """
         from ._threads import torch_threads
 
