@@ -90,19 +90,21 @@ def linear(x, W, b=None, *, out=None):
     return torch.addmm(b, x, W.T, out=out)
 
 
-def product_nt(A, B, out):
-    """``out[...] = A @ B.T`` for NumPy arrays (``out`` may be a strided view); returns ``out``.
+def product_nt(A, B, out=None):
+    """``A @ B.T`` for NumPy arrays, into ``out`` (which may be a strided view) when given.
 
-    oneDNN's product and a copy for float32 (its result is a new array),
-    NumPy's BLAS into ``out`` otherwise. oneDNN runs on the calling thread's
-    OpenMP thread count: a one-thread piece calls it inside
-    ``one_openmp_thread``.
+    oneDNN's product for float32 (a new C-contiguous array, copied into
+    ``out``), NumPy's BLAS otherwise. oneDNN runs on the calling thread's
+    OpenMP thread count: torch's on the main thread, one on the threads of
+    ``_threads.thread_pool``.
     """
     if onednn_active(A.dtype):
         import torch
 
         result = linear(torch.from_numpy(np.ascontiguousarray(A)),
-                        torch.from_numpy(np.ascontiguousarray(B)))
-        np.copyto(out, result.numpy())
+                        torch.from_numpy(np.ascontiguousarray(B))).numpy()
+        if out is None:
+            return result
+        np.copyto(out, result)
         return out
     return np.matmul(A, B.T, out=out)

@@ -72,6 +72,7 @@ def test_product_nt_writes_into_a_strided_view(dtype):
     expected = x.astype(np.float64) @ W.T.astype(np.float64)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out[10:80, 5:95], expected, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(product_nt(x, W), out[10:80, 5:95])  # a new array
     untouched = np.ones(out.shape, dtype=bool)
     untouched[10:80, 5:95] = False
     assert (out[untouched] == -1).all()
