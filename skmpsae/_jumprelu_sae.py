@@ -294,7 +294,7 @@ class JumpReLUSAE(LinearSAE):
 
     def _batch_loss(self, params, xb, *, epoch, rng):
         from ._products import linear
-        from ._sparse_codes import SparseCodes, gather_pre
+        from ._sparse_codes import SparseCodes, dense_pre, gather_pre
 
         torch = _torch()
         xc = xb - params["bias"]
@@ -308,7 +308,7 @@ class JumpReLUSAE(LinearSAE):
             rows, cols = (pre > theta - width / 2).nonzero(as_tuple=True)
         codes = SparseCodes.select(rows, cols, *pre.shape)
         if codes.dense:
-            values = (xc @ W.T + b_enc)[rows, cols]
+            values = dense_pre(pre, xc, W, b_enc, rows, cols)
         else:
             values = gather_pre(pre, xc, W, b_enc, rows, cols, codes.row_offsets())
         th = theta[cols]

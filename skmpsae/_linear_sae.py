@@ -151,11 +151,11 @@ class LinearSAE(BaseSAE):
 
     def _codes(self, params, xc, pre, codes):
         """``codes`` with the selected pre-activations, differentiable, as values."""
-        from ._sparse_codes import gather_pre
+        from ._sparse_codes import dense_pre, gather_pre
 
         W, b_enc = params["encoder"], params["encoder_bias"]
         if codes.dense:
-            values = (xc @ W.T + b_enc)[codes.rows, codes.cols]
+            values = dense_pre(pre, xc, W, b_enc, codes.rows, codes.cols)
         else:
             values = gather_pre(pre, xc, W, b_enc, codes.rows, codes.cols, codes.row_offsets(),
                                 codes.order)

@@ -25,7 +25,10 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-__all__ = ["SparseCodes", "column_order", "decode_csr", "gather_pre", "sparse_decode"]
+from ._products import linear
+
+__all__ = ["SparseCodes", "column_order", "decode_csr", "dense_decode", "dense_pre", "gather_pre",
+           "sparse_decode"]
 
 #: Above this share of active entries the dense products win (measured on a
 #: 1024 x 3072 x 384 batch: the embedding bags cost about as much as the dense
@@ -151,6 +154,68 @@ def sparse_decode(values, D, rows, cols, row_offsets, order=None):
     return _Decode.apply(values, D, rows, cols, row_offsets, perm, col_offsets)
 
 
+def _entries(values, rows, cols, shape):
+    """The (n_rows, n_cols) matrix with ``values`` at the (distinct) entries, zero elsewhere."""
+    return values.new_zeros(shape).index_put_((rows, cols), values)
+
+
+class _DensePre(torch.autograd.Function):
+    """``pre[rows, cols]`` for ``pre = xc @ W.T + b_enc``, with dense products in the backward."""
+
+    @staticmethod
+    def forward(ctx, pre, xc, W, b_enc, rows, cols):
+        ctx.save_for_backward(xc, W, rows, cols)
+        ctx.shape = pre.shape
+        return pre[rows, cols]
+
+    @staticmethod
+    def backward(ctx, grad):
+        xc, W, rows, cols = ctx.saved_tensors
+        g = _entries(grad, rows, cols, ctx.shape)
+        needs = ctx.needs_input_grad
+        grad_xc = linear(g, W.T) if needs[1] else None  # g @ W
+        grad_W = linear(g.T, xc.T) if needs[2] else None  # g.T @ xc
+        grad_b = g.sum(0) if needs[3] else None
+        return None, grad_xc, grad_W, grad_b, None, None
+
+
+def dense_pre(pre, xc, W, b_enc, rows, cols):
+    """``gather_pre`` for codes whose entries are a large share of the matrix (dense backward).
+
+    The same value as ``(xc @ W.T + b_enc)[rows, cols]`` under autograd, without
+    computing the product again: its backward's two products go through
+    ``_products.linear`` (oneDNN's in float32 on the CPU).
+    """
+    return _DensePre.apply(pre, xc, W, b_enc, rows, cols)
+
+
+class _DenseDecode(torch.autograd.Function):
+    """``Z @ D`` for the codes ``values`` at ``(rows, cols)``, Z dense, through ``linear``."""
+
+    @staticmethod
+    def forward(ctx, values, D, rows, cols, n_rows):
+        Z = _entries(values, rows, cols, (n_rows, D.shape[0]))
+        ctx.save_for_backward(Z, D, rows, cols)
+        return linear(Z, D.T)
+
+    @staticmethod
+    def backward(ctx, grad):
+        Z, D, rows, cols = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_values = linear(grad, D)[rows, cols] if needs[0] else None  # (grad @ D.T)[entries]
+        grad_D = linear(Z.T, grad.T) if needs[1] else None  # Z.T @ grad
+        return grad_values, grad_D, None, None, None
+
+
+def dense_decode(values, D, rows, cols, n_rows):
+    """Differentiable ``Z @ D`` through the dense products (``SparseCodes.decode``'s dense path).
+
+    The codes ``values`` at the distinct entries ``(rows, cols)`` of an
+    (n_rows, n_cols) matrix ``Z``; D of shape (n_cols, n_features).
+    """
+    return _DenseDecode.apply(values, D, rows, cols, n_rows)
+
+
 def decode_csr(Z, D):
     """``Z @ D`` for CSR codes ``Z`` and a dense NumPy ``D``, as an embedding bag.
 
@@ -208,7 +273,7 @@ class SparseCodes(NamedTuple):
     def decode(self, D, offsets=None):
         """``Z @ D`` (n_rows, n_features), through the sparse or the dense product."""
         if self.dense:
-            return self.to_dense() @ D
+            return dense_decode(self.values, D, self.rows, self.cols, self.n_rows)
         offsets = self.row_offsets() if offsets is None else offsets
         if not (self.values.requires_grad or D.requires_grad):
             return functional.embedding_bag(self.cols, D, offsets, mode="sum",

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from skmpsae import BatchTopKSAE, MatryoshkaSAE, ReLUSAE, TopKSAE, _linear_sae, _sparse_codes
-from skmpsae._sparse_codes import SparseCodes, column_order, gather_pre, sparse_decode
+from skmpsae._sparse_codes import (
+    SparseCodes,
+    column_order,
+    dense_decode,
+    dense_pre,
+    gather_pre,
+    sparse_decode,
+)
 
 N, D_IN, N_COMP, K = 48, 12, 40, 4
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=2e-4, atol=2e-5)}
@@ -144,6 +151,36 @@ def test_gather_pre_gradients():
 
     assert torch.autograd.gradcheck(fn, (xc, W, b))
     torch.testing.assert_close(fn(xc, W, b), (xc @ W.T + b)[rows, cols])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dense_pre_and_decode_gradients(dtype):
+    # The dense path's own backward (oneDNN's products in float32) against
+    # autograd through the plain products; gradcheck in float64.
+    g = torch.Generator().manual_seed(2)
+    leaves = [torch.randn(shape, generator=g, dtype=dtype, requires_grad=True)
+              for shape in ((6, 5), (9, 5), (9,), (9, 5))]
+    rows = torch.tensor([0, 0, 1, 3, 3, 3, 5])  # rows 2 and 4 empty
+    cols = torch.tensor([1, 8, 1, 0, 4, 8, 2])
+
+    def fast(xc, W, b, D):
+        values = dense_pre((xc @ W.T + b).detach(), xc, W, b, rows, cols)
+        return dense_decode(values.relu(), D, rows, cols, 6)
+
+    def plain(xc, W, b, D):
+        values = (xc @ W.T + b)[rows, cols].relu()
+        return torch.zeros(6, 9, dtype=dtype).index_put((rows, cols), values) @ D
+
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(fast, tuple(leaves))
+    out = fast(*leaves)
+    grads = torch.autograd.grad(out.square().sum(), leaves)
+    ref = [t.detach().clone().requires_grad_(True) for t in leaves]
+    expected = plain(*ref)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out, expected, **tol)
+    for got, want in zip(grads, torch.autograd.grad(expected.square().sum(), ref), strict=True):
+        torch.testing.assert_close(got, want, **tol)
 
 
 @pytest.mark.parametrize("with_order", [True, False])
