@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from ._products import linear
 from ._threads import kernel_threads
 from ._top_k import row_top_k
 from ._workspace import workspace
@@ -131,7 +132,7 @@ class _DenseAuxK(torch.autograd.Function):
                 _decode(local.numpy(), values.numpy(), D_dead.numpy(), e_hat.numpy())
         else:
             Z = ws.get("Z", (n_rows, n_dead), P).zero_().scatter_(1, local, picked.clamp_min(0))
-            torch.mm(Z, D_dead, out=e_hat)
+            e_hat = linear(Z, D_dead.T, out=e_hat)
         # The least-squares factor of the auxiliary reconstruction, no gradient.
         scale = ((residual * e_hat).sum() / (e_hat * e_hat).sum().clamp_min(1e-12)).clamp(0, 1)
         error = torch.sub(residual, e_hat.mul_(scale), out=e_hat)
@@ -144,12 +145,12 @@ class _DenseAuxK(torch.autograd.Function):
             grads = _kernel_grads(W, b_enc, D, xc, G, local, picked, values, D_dead, needs)
         else:
             mask = P.zero_().scatter_(1, local, (picked >= 0).to(P.dtype))  # P is spent
-            grad_Z = torch.mm(G, D_dead.T, out=ws.get("grad_Z", (n_rows, n_dead), P))
+            grad_Z = linear(G, D_dead, out=ws.get("grad_Z", (n_rows, n_dead), P))
             grad_Z.mul_(mask)
             grads = []
-            for param, need, rows in ((W, needs[0], lambda: grad_Z.T @ xc),
+            for param, need, rows in ((W, needs[0], lambda: linear(grad_Z.T, xc.T)),
                                       (b_enc, needs[1], lambda: grad_Z.sum(0)),
-                                      (D, needs[2], lambda: Z.T @ G)):
+                                      (D, needs[2], lambda: linear(Z.T, G.T))):
                 grads.append((param.shape, rows()) if need else None)
         ctx.grads, ctx.dead = grads, dead
         return loss

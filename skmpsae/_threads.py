@@ -17,6 +17,7 @@ second such job shares the two cores.
 import functools
 import importlib
 import os
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 
@@ -102,11 +103,20 @@ def blas_threads(multiply_adds, *, alone=False):
     Gram matrix) takes the threads from ~5e8 multiply-adds, as in
     ``product_threads`` (measured: the 3072-atom Gram of 384 features, 1.8e9,
     in 36 ms on two threads against 53 ms on one). Inside a small training
-    step (``step_threads``) the step's one-thread limit holds instead.
+    step (``step_threads``) the step's one-thread limit holds instead. The
+    limit covers oneDNN's products too (``_products``: torch's threads, where
+    torch is loaded).
     """
     if multiply_adds >= (_PARALLEL_PRODUCT_FROM if alone else _SERIAL_BELOW):
         return nullcontext()
-    return _controller().limit(limits=1, user_api="blas")
+    return _one_product_thread()
+
+
+@contextmanager
+def _one_product_thread():
+    with _controller().limit(limits=1, user_api="blas"), \
+            (_one_thread("torch") if "torch" in sys.modules else nullcontext()):
+        yield
 
 
 @contextmanager

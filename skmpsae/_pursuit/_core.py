@@ -87,7 +87,7 @@ def _selections(X, D, plan, *, n_steps, bias, positive, tol, gram, device,
         if plan.use_gram:
             with blas_threads((stop - start) * n_components * n_features):
                 # The numba engines' product (``_products``): the same bits.
-                C = np.ascontiguousarray(product_nt(R, D))
+                C = product_nt(R, D)
             engine(C, gram, n_steps, positive, thresh, rsq, idx[start:stop], coef[start:stop],
                    min_coef=min_coef)
         else:

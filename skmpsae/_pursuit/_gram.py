@@ -1,20 +1,11 @@
 """The Gram matrix ``D @ D.T``: row pieces on Python threads, or BLAS ``syrk`` and a mirror."""
 
-from contextlib import nullcontext
-
 import numba as nb
 import numpy as np
 from scipy.linalg import blas
 
-from .._products import onednn_active, product_nt
-from .._threads import (
-    blas_threads,
-    gram_threads,
-    kernel_threads,
-    may_take_threads,
-    thread_pool,
-    torch_threads,
-)
+from .._products import product_nt
+from .._threads import blas_threads, gram_threads, kernel_threads, may_take_threads, thread_pool
 
 __all__ = ["gram_matrix"]
 
@@ -103,9 +94,8 @@ def _gram_in_pieces(D, G, workers, correlate=None):
     tasks += [(gram_piece, bounds) for bounds in _piece_bounds(D.shape[0], _GRAM_PIECES)]
     with _one_blas_thread():
         if workers <= 1:
-            with torch_threads(0) if onednn_active(D.dtype) else nullcontext():
-                for task, arg in tasks:
-                    task(arg)
+            for task, arg in tasks:
+                task(arg)
             return
         for _ in thread_pool(workers).map(lambda t: t[0](t[1]), tasks):
             pass
@@ -138,12 +128,12 @@ def gram_matrix(D, out=None, *, correlate=None):
         extra = 0 if correlate is None else correlate[0].shape[0] * n * D.shape[1]
         _gram_in_pieces(D, G, gram_threads(multiply_adds + extra), correlate)
         return G
-    if correlate is not None:
-        np.matmul(correlate[0], D.T, out=correlate[1])
     syrk = blas.ssyrk if D.dtype == np.float32 else blas.dsyrk
     # syrk fills the upper triangle of a Fortran-ordered result, which read in
     # C order is the lower triangle of the transpose (the same matrix).
     with _one_blas_thread():
+        if correlate is not None:
+            product_nt(correlate[0], D, correlate[1])
         G = syrk(1.0, D, c=G.T, overwrite_c=1).T
     with kernel_threads(G.size):
         _mirror_lower(G)

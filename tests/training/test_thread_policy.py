@@ -118,3 +118,21 @@ def test_thread_pool_is_made_once_and_anew_in_a_forked_child():
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
     os.close(read)
+
+
+def test_one_blas_thread_holds_for_onednn_products_too():
+    # oneDNN's products (``_products``) run on torch's threads: a small
+    # product's one-thread limit covers them, and is lifted afterwards.
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with _threads.blas_threads(0):
+            assert torch.get_num_threads() == 1
+            assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
+        assert torch.get_num_threads() == 2
+        with _threads.blas_threads(1e12):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
